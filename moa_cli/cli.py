@@ -1,0 +1,149 @@
+"""The `moa` command: parses flags, builds Settings, and hands off to a frontend."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, List, Optional
+
+import typer
+
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError
+
+app = typer.Typer(
+    name="moa",
+    help="Mixture-of-Agents chat: several models answer, one aggregator writes the final answer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+)
+
+# Flags shared by `ask` and `chat` (and later `serve`).
+Mix = Annotated[Optional[str], typer.Option("--mix", "-m", help="Named mix (see `moa mixes`).")]
+References = Annotated[
+    Optional[List[str]],
+    typer.Option("--reference-models", "-r", help="Reference model, PROVIDER:MODEL; repeat or comma-separate."),
+]
+Aggregator = Annotated[Optional[str], typer.Option("--aggregator", "-a", help="Aggregator model.")]
+Rounds = Annotated[Optional[int], typer.Option("--rounds", help="Reference rounds before the aggregator (0 = aggregator alone).")]
+Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature for every call.")]
+MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", help="Output token cap for every call.")]
+RefMaxTokens = Annotated[Optional[int], typer.Option("--reference-max-tokens", help="Output cap for reference models only.")]
+System = Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt for every model.")]
+Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Connect/read timeout per call, seconds.")]
+Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors.")]
+MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut.")]
+Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut.")]
+Fallback = Annotated[Optional[bool], typer.Option("--fallback/--no-fallback", help="On aggregator failure, answer with the best reference.")]
+Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Calls in flight per provider.")]
+
+
+def overrides(mix=None, references=None, aggregator=None, rounds=None, temperature=None, max_tokens=None,
+              reference_max_tokens=None, system=None, timeout=None, retries=None, min_proposers=None,
+              proposer_deadline=None, fallback=None, concurrency=None, multi_turn=None):
+    from .config import Overrides
+
+    refs = None
+    if references is not None:
+        refs = tuple(part.strip() for item in references for part in item.split(",") if part.strip())
+    return Overrides(
+        mix=mix, references=refs, aggregator=aggregator, rounds=rounds, temperature=temperature,
+        max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
+        retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
+        concurrency=concurrency, multi_turn=multi_turn,
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' reads stdin. Piped stdin is prepended.")] = None,
+    mix: Mix = None, references: References = None, aggregator: Aggregator = None, rounds: Rounds = None,
+    temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
+    system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
+    proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object with every answer.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")] = False,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="Add this turn to the last chat session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="Add this turn to the named session.")] = None,
+):
+    """Answer one question with a Mixture-of-Agents."""
+    from .config import load_settings
+    from .frontends import ask_once
+    from .inputs import prompt_from
+
+    text = prompt_from(question)
+    settings = load_settings(overrides(
+        mix, references, aggregator, rounds, temperature, max_tokens, reference_max_tokens, system, timeout,
+        retries, min_proposers, proposer_deadline, fallback, concurrency,
+    ))
+    raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain,
+                              continue_last=continue_, session_name=session))
+
+
+@app.command()
+def mixes(
+    action: Annotated[str, typer.Argument(help="'list' or 'show'.")] = "list",
+    name: Annotated[Optional[str], typer.Argument(help="Mix to show.")] = None,
+):
+    """List the mixes, or `moa mixes show NAME` to print one resolved, as TOML."""
+    from . import commands
+
+    commands.mixes(action, name)
+
+
+@app.command()
+def models(provider: Annotated[str, typer.Argument(help="Provider name.")] = "together"):
+    """List the models a provider serves (from its /models endpoint)."""
+    from . import commands
+
+    commands.models(provider)
+
+
+@app.command()
+def config(action: Annotated[str, typer.Argument(help="path | show | init")] = "show"):
+    """Show the config file's path or contents, or write a commented example (`init`)."""
+    from . import commands
+
+    commands.config(action)
+
+
+@app.command()
+def keys(
+    action: Annotated[str, typer.Argument(help="set | list")] = "list",
+    provider: Annotated[Optional[str], typer.Argument(help="Provider, for `set`.")] = None,
+):
+    """Store an API key (hidden input, file mode 0600) or list which providers have one."""
+    from . import commands
+
+    commands.keys(action, provider)
+
+
+def main() -> None:
+    """Entry point: one-line errors with documented exit codes, never a traceback."""
+    import click
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="moa", standalone_mode=False)
+    except MoaError as error:
+        _error(error.message)
+        code = error.exit_code
+    except click.exceptions.UsageError as error:
+        hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+        _error(error.format_message().replace("\n", " ") + hint)
+        code = EXIT_USAGE
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        code = EXIT_INTERRUPTED
+    except click.exceptions.Exit as done:
+        code = done.exit_code
+    except BrokenPipeError:
+        code = 0  # `moa ask ... | head` closed the pipe early: not an error
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> None:
+    from .errors import redact
+
+    sys.stderr.write(f"moa: error: {redact(message)}\n")
+    sys.stderr.flush()

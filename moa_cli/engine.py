@@ -1,0 +1,261 @@
+"""The Mixture-of-Agents core: concurrent rounds of reference models, then an aggregator.
+
+No terminal code lives here. The engine tells whoever listens what happens through events (see
+`events.py`); renderers, the REPL and the JSON output are all such listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Callable, Sequence
+
+from . import prompts
+from .errors import ProviderError, TurnFailed
+from .events import (
+    Call,
+    CallDelta,
+    CallFinished,
+    CallRestarted,
+    CallResult,
+    CallStarted,
+    Event,
+    Notice,
+    TurnResult,
+)
+from .models import Mix, ModelSettings, RunOptions
+from .providers.base import ChatRequest, Provider
+
+Listener = Callable[[Event], None]
+
+
+class ProviderPool:
+    """One provider instance per name for the whole process, plus per-provider concurrency caps."""
+
+    def __init__(self, factory: Callable[[str], Provider], concurrency: int | None = None):
+        self._factory = factory
+        self._providers: dict[str, Provider] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._concurrency = concurrency
+
+    def get(self, name: str) -> Provider:
+        if name not in self._providers:
+            self._providers[name] = self._factory(name)
+        return self._providers[name]
+
+    def limit(self, name: str) -> asyncio.Semaphore | None:
+        if not self._concurrency:
+            return None
+        if name not in self._limits:
+            self._limits[name] = asyncio.Semaphore(self._concurrency)
+        return self._limits[name]
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            await provider.aclose()
+        self._providers.clear()
+
+
+class _NullLimit:
+    async def __aenter__(self):
+        return None
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+class Engine:
+    def __init__(
+        self,
+        pool: ProviderPool,
+        options: RunOptions = RunOptions(),
+        listener: Listener | None = None,
+        fit: Callable[[ModelSettings, tuple[dict, ...]], tuple[tuple[dict, ...], bool]] | None = None,
+    ):
+        self.pool = pool
+        self.options = options
+        self._listeners: list[Listener] = [listener] if listener else []
+        self._fit = fit  # trims a call's messages to the model's context window
+        self._warned_trim = False
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    async def run_turn(self, mix: Mix, conversation: Sequence[dict]) -> TurnResult:
+        """Run one turn. `conversation` ends with the new user message and is never mutated."""
+        conversation = tuple(dict(m) for m in conversation)
+        turn = TurnResult(mix=mix.name, started=time.time())
+        t0 = time.monotonic()
+        self._t0 = t0
+        self._warned_trim = False
+        answers: list[str] = []
+        try:
+            for round_no, layer in enumerate(mix.layers, 1):
+                results = await self._round(mix, round_no, layer, conversation, answers)
+                turn.rounds.append(results)
+                ok = [r for r in results if r.status == "ok"]
+                if not ok:
+                    reasons = "; ".join(f"{r.call.label}: {r.error}" for r in results)
+                    raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn)
+                answers = [r.text for r in ok]
+
+            call = Call("aggregator", len(mix.layers) + 1, 0, mix.aggregator.label)
+            messages = prompts.build_messages(
+                conversation,
+                system=mix.aggregator.system,
+                answers=answers,
+                strategy=mix.strategy,
+                shuffle_seed=random.randrange(1 << 30) if mix.shuffle else None,
+            )
+            turn.aggregate = await self._call(call, mix.aggregator, messages)
+            if turn.aggregate.status == "ok":
+                turn.final = turn.aggregate.text
+            elif self.options.fallback and turn.rounds:
+                best = _best_answer(turn.rounds[-1], mix)
+                turn.final, turn.fallback = best.text, best.call.label
+                self.emit(
+                    Notice(
+                        f"aggregator {call.label} failed ({turn.aggregate.error}); "
+                        f"answering with {best.call.label}'s reference answer"
+                    )
+                )
+            else:
+                raise TurnFailed(f"aggregator {call.label} failed: {turn.aggregate.error}", turn)
+        finally:
+            turn.elapsed = time.monotonic() - t0
+        return turn
+
+    async def _round(
+        self,
+        mix: Mix,
+        round_no: int,
+        layer: Sequence[ModelSettings],
+        conversation: tuple[dict, ...],
+        answers: list[str],
+    ) -> list[CallResult]:
+        calls = [Call("reference", round_no, i, m.label) for i, m in enumerate(layer)]
+        seed = random.randrange(1 << 30) if mix.shuffle else None
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    self._call(
+                        call,
+                        model,
+                        prompts.build_messages(
+                            conversation,
+                            system=model.system,
+                            answers=answers,
+                            strategy="synthesize",
+                            shuffle_seed=seed,
+                        ),
+                    )
+                )
+                for call, model in zip(calls, layer)
+            ]
+            await self._cut_stragglers(tasks)
+        return [task.result() for task in tasks]
+
+    async def _cut_stragglers(self, tasks: list[asyncio.Task]) -> None:
+        """Wait for the round; once enough answers are in and the deadline has passed, cut the rest."""
+        opts = self.options
+        deadline = None if opts.proposer_deadline is None else time.monotonic() + opts.proposer_deadline
+        need = min(max(opts.min_proposers, 1), len(tasks))
+        pending = set(tasks)
+        while pending:
+            ok = sum(1 for t in tasks if t.done() and t.result().status == "ok")
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and ok >= need:
+                for task in pending:
+                    task.cancel("cut")
+                return
+            timeout = None if deadline is None or now >= deadline else deadline - now
+            _, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _call(self, call: Call, model: ModelSettings, messages: tuple[dict, ...]) -> CallResult:
+        """One model call with retries. Never raises a ProviderError: failures become the result."""
+        result = CallResult(call=call)
+        if self._fit is not None:
+            messages, trimmed = self._fit(model, messages)
+            if trimmed and not self._warned_trim:
+                self._warned_trim = True
+                self.emit(Notice(f"the conversation is too long for {call.label}: oldest turns and long answers were trimmed"))
+        request = ChatRequest(
+            model=model.model,
+            messages=messages,
+            temperature=model.temperature,
+            max_tokens=model.max_tokens,
+            timeout=model.timeout or self.options.timeout,
+            seed=model.seed,
+        )
+        result.started = self._now()
+        self.emit(CallStarted(call))
+        tries = max(self.options.retries, 0) + 1
+        try:
+            for attempt in range(tries):
+                try:
+                    await self._stream_into(result, model.provider, request)
+                    result.status = "ok"
+                    break
+                except Exception as error:  # noqa: BLE001 - a provider bug must not kill the turn
+                    if not isinstance(error, ProviderError):
+                        error = ProviderError(f"{type(error).__name__}: {error}", model=call.label)
+                    if not error.retryable or attempt == tries - 1:
+                        result.status, result.error = "failed", str(error)
+                        break
+                    delay = _retry_delay(error, attempt, self.options.backoff)
+                    self.emit(
+                        Notice(f"{call.label}: {error} — retrying in {delay:.1f}s ({attempt + 2}/{tries})")
+                    )
+                    if result.text:
+                        result.text = ""
+                        self.emit(CallRestarted(call))
+                    await asyncio.sleep(delay)
+        except asyncio.CancelledError as cancel:
+            result.status = "cut" if "cut" in cancel.args else "cancelled"
+            result.error = "cut: too slow for the round deadline" if result.status == "cut" else "cancelled"
+            result.finished = self._now()
+            self.emit(CallFinished(call, result))
+            if result.status == "cut":
+                return result  # a cut is the round's decision, not a cancellation of the turn
+            raise
+        result.finished = self._now()
+        self.emit(CallFinished(call, result))
+        return result
+
+    async def _stream_into(self, result: CallResult, provider_name: str, request: ChatRequest) -> None:
+        provider = self.pool.get(provider_name)
+        async with self.pool.limit(provider_name) or _NullLimit():
+            stream = provider.stream(request)
+            try:
+                async for chunk in stream:
+                    if chunk.text:
+                        if result.first_token is None:
+                            result.first_token = self._now()
+                        result.text += chunk.text
+                        self.emit(CallDelta(result.call, chunk.text))
+                    if chunk.usage is not None:
+                        result.usage = chunk.usage
+            finally:
+                await stream.aclose()
+
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+
+def _retry_delay(error: ProviderError, attempt: int, backoff: float) -> float:
+    if error.retry_after is not None:
+        return max(error.retry_after, 0.0)
+    base = backoff * (2**attempt)
+    return base * (0.5 + random.random() / 2)  # jitter spreads retries of parallel calls apart
+
+
+def _best_answer(results: Sequence[CallResult], mix: Mix) -> CallResult:
+    """The fallback answer: the highest-weighted successful reference, longer answers breaking ties."""
+    weights = {m.label: m.weight for layer in mix.layers for m in layer}
+    ok = [r for r in results if r.status == "ok"]
+    return max(ok, key=lambda r: (weights.get(r.call.label, 1.0), len(r.text)))

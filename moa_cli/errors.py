@@ -1,0 +1,96 @@
+"""Every error a user can see, each with its documented exit code.
+
+Anything raised past a provider boundary is one of these; SDK exception types never escape.
+"""
+
+from __future__ import annotations
+
+# Exit codes (documented in README.md).
+EXIT_OK = 0
+EXIT_TURN_FAILED = 1  # every reference failed, or the aggregator failed with no fallback
+EXIT_USAGE = 2  # bad flag value, bad config, unknown mix/provider, empty or binary stdin
+EXIT_AUTH = 3  # missing or rejected API key
+EXIT_PROVIDER = 4  # provider outage, unknown model, bad request, timeout
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+class MoaError(Exception):
+    """Base: a one-line message for the user plus the process exit code."""
+
+    exit_code = EXIT_TURN_FAILED
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(MoaError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(MoaError):
+    exit_code = EXIT_USAGE
+
+
+class TurnFailed(MoaError):
+    """The turn produced no answer; `turn` keeps every answer that did arrive."""
+
+    exit_code = EXIT_TURN_FAILED
+
+    def __init__(self, message: str, turn=None):
+        super().__init__(message)
+        self.turn = turn
+
+
+class ProviderError(MoaError):
+    """A call to a model failed. `retryable` tells the engine whether trying again can help."""
+
+    exit_code = EXIT_PROVIDER
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class AuthError(ProviderError):
+    exit_code = EXIT_AUTH
+
+
+class MissingKeyError(AuthError):
+    pass
+
+
+class ModelNotFound(ProviderError):
+    pass
+
+
+_KEYLIKE = None
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove known secrets and anything shaped like an API key from a message."""
+    global _KEYLIKE
+    import re
+
+    if _KEYLIKE is None:
+        _KEYLIKE = re.compile(r"\b(sk|tgp|gsk|key)[-_][A-Za-z0-9_\-*.]{8,}")
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)

@@ -1,0 +1,135 @@
+"""What the engine tells its listeners, and the results it hands back.
+
+Small plain values: renderers switch on the event type; results turn into JSON with `to_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .providers.base import Usage
+
+
+@dataclass(frozen=True)
+class Call:
+    role: str  # "reference" or "aggregator"
+    round: int  # 1-based; the aggregator's round is the number of reference rounds + 1
+    index: int  # position within its round
+    label: str  # "provider:model"
+
+
+@dataclass
+class CallResult:
+    call: Call
+    status: str = "running"  # ok | failed | cut | cancelled
+    text: str = ""
+    error: str | None = None
+    usage: Usage = Usage()
+    started: float | None = None  # seconds since the turn started
+    first_token: float | None = None
+    finished: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.call.label,
+            "role": self.call.role,
+            "round": self.call.round,
+            "status": self.status,
+            "text": self.text,
+            "error": self.error,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            },
+            "timings": {
+                "started": _r(self.started),
+                "first_token": _r(self.first_token),
+                "finished": _r(self.finished),
+                "duration": _r(self.finished - self.started)
+                if self.finished is not None and self.started is not None
+                else None,
+            },
+        }
+
+
+@dataclass
+class TurnResult:
+    mix: str
+    started: float  # wall-clock epoch seconds
+    rounds: list[list[CallResult]] = field(default_factory=list)
+    aggregate: CallResult | None = None
+    final: str = ""
+    fallback: str | None = None  # label of the reference answer used when the aggregator failed
+    elapsed: float = 0.0
+
+    def calls(self) -> list[CallResult]:
+        return [r for rnd in self.rounds for r in rnd] + ([self.aggregate] if self.aggregate else [])
+
+    def usage_by_role(self) -> dict[str, Usage]:
+        totals: dict[str, Usage] = {}
+        for r in self.calls():
+            totals[r.call.role] = totals.get(r.call.role, Usage()) + r.usage
+        return totals
+
+    def total_usage(self) -> Usage:
+        total = Usage()
+        for r in self.calls():
+            total = total + r.usage
+        return total
+
+    def to_dict(self) -> dict:
+        total = self.total_usage()
+        return {
+            "mix": self.mix,
+            "final": self.final,
+            "fallback": self.fallback,
+            "rounds": [[r.to_dict() for r in rnd] for rnd in self.rounds],
+            "aggregator": self.aggregate.to_dict() if self.aggregate else None,
+            "usage": {
+                "prompt_tokens": total.prompt_tokens,
+                "completion_tokens": total.completion_tokens,
+                "by_role": {
+                    role: {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}
+                    for role, u in self.usage_by_role().items()
+                },
+            },
+            "timings": {"elapsed": _r(self.elapsed)},
+        }
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    call: Call
+
+
+@dataclass(frozen=True)
+class CallDelta:
+    call: Call
+    text: str
+
+
+@dataclass(frozen=True)
+class CallRestarted:
+    """A retry after partial output: listeners should forget the text shown so far."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class CallFinished:
+    call: Call
+    result: CallResult
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A warning for the user (dropped model, retry, fallback, trimmed context)."""
+
+    message: str
+
+
+Event = CallStarted | CallDelta | CallRestarted | CallFinished | Notice

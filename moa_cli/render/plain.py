@@ -1,0 +1,44 @@
+"""Plain text for pipes: the final answer streams to stdout, diagnostics go to stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import Mapping, TextIO
+
+from ..events import CallDelta, CallFinished, CallRestarted, Event, Notice, TurnResult
+from .summary import describe_failure
+
+
+class PlainRenderer:
+    def __init__(self, prices: Mapping, out: TextIO | None = None, err: TextIO | None = None):
+        self.prices = prices
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._wrote_final = False
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, CallDelta) and event.call.role == "aggregator":
+            self.out.write(event.text)
+            self.out.flush()
+            self._wrote_final = True
+        elif isinstance(event, CallRestarted) and event.call.role == "aggregator" and self._wrote_final:
+            self.out.write("\n")  # a retried answer starts on a fresh line
+        elif isinstance(event, CallFinished) and event.call.role == "reference" and event.result.status in ("failed", "cut"):
+            self.warn(describe_failure(event.result))
+        elif isinstance(event, Notice):
+            self.warn(event.message)
+
+    def warn(self, message: str) -> None:
+        self.err.write(f"moa: warning: {message}\n")
+        self.err.flush()
+
+    def finish(self, turn: TurnResult) -> None:
+        if turn.fallback and not self._wrote_final:
+            self.out.write(turn.final)
+        if self._wrote_final or turn.final:
+            self.out.write("\n")
+        self.out.flush()
+        self._wrote_final = False
+
+    def close(self) -> None:
+        pass

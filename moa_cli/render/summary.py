@@ -1,0 +1,45 @@
+"""The numbers behind the one-line turn summary: time, tokens per role, cost."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..catalog import cost
+from ..events import CallResult, TurnResult
+
+
+def turn_cost(turn: TurnResult, prices: Mapping) -> tuple[float, list[str]]:
+    """(dollars for the priced calls, labels of the calls with no known price)."""
+    return calls_cost(turn.calls(), prices)
+
+
+def calls_cost(calls: list[CallResult], prices: Mapping) -> tuple[float, list[str]]:
+    total, unknown = 0.0, []
+    for result in calls:
+        dollars = cost(result.call.label, result.usage, prices)
+        if dollars is None:
+            if result.call.label not in unknown and (result.usage.prompt_tokens or result.usage.completion_tokens):
+                unknown.append(result.call.label)
+        else:
+            total += dollars
+    return total, unknown
+
+
+def summary_line(turn: TurnResult, prices: Mapping) -> str:
+    parts = [f"{turn.elapsed:.2f}s"]
+    for role, usage in turn.usage_by_role().items():
+        name = "refs" if role == "reference" else "aggregator"
+        parts.append(f"{name} {usage.prompt_tokens:,} in / {usage.completion_tokens:,} out")
+    dollars, unknown = turn_cost(turn, prices)
+    if unknown:
+        parts.append(f"${dollars:.4f} + unpriced ({', '.join(unknown)})" if dollars else "cost unknown")
+    else:
+        parts.append(f"${dollars:.4f}")
+    if turn.fallback:
+        parts.append(f"fallback: {turn.fallback}")
+    return " · ".join(parts)
+
+
+def describe_failure(result: CallResult) -> str:
+    what = "cut (too slow)" if result.status == "cut" else "failed"
+    return f"reference {result.call.label} (round {result.call.round}) {what}: {result.error}; dropped from the round"

@@ -1,0 +1,367 @@
+"""Chat sessions on disk: one SQLite file holding sessions, their turns and every model's proposal.
+
+Each turn is written in one transaction the moment it ends, so a crash or kill loses at most the
+turn in flight, never a finished one. Nothing here takes or stores secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+
+from . import paths
+from .errors import UsageError
+from .events import TurnResult
+
+# Applied in order; PRAGMA user_version records how many have run. Append, never edit.
+MIGRATIONS = [
+    """
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY, name TEXT UNIQUE, created REAL NOT NULL, updated REAL NOT NULL,
+        mix TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX sessions_updated ON sessions (updated);
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL, created REAL NOT NULL, question TEXT NOT NULL, final TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'interrupted')),
+        mix TEXT NOT NULL DEFAULT '', mix_json TEXT, elapsed REAL, error TEXT, fallback TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, cost REAL,
+        UNIQUE (session_id, seq)  -- also the index for reading a session in order and for cascades
+    );
+    CREATE TABLE proposals (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+        round INTEGER NOT NULL, idx INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('reference', 'aggregator')),
+        model TEXT NOT NULL, status TEXT NOT NULL, text TEXT NOT NULL DEFAULT '', error TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,
+        started REAL, first_token REAL, finished REAL  -- seconds since the turn started
+    );
+    CREATE INDEX proposals_turn ON proposals (turn_id, round, idx);
+    """,
+]
+
+STATUSES = ("ok", "failed", "interrupted")
+
+# Result codes that mean the file itself is bad or unusable (not a bug in our SQL): the user gets
+# a one-line UsageError naming the file instead of a traceback.
+_FILE_FAULTS = {
+    sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL,
+}
+
+
+@dataclass
+class SessionInfo:
+    id: int
+    name: str | None
+    created: float
+    updated: float
+    mix: str
+    turns: int = 0
+    preview: str = ""  # the first question, on one line, shortened
+
+
+@dataclass
+class TurnRecord:
+    id: int
+    seq: int
+    created: float
+    question: str
+    final: str
+    status: str
+    mix: str
+    mix_json: str | None
+    elapsed: float | None
+    error: str | None
+    fallback: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    proposals: list[dict] = field(default_factory=list)  # loaded eagerly, ordered by round, idx
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _guarded(method):
+    @functools.wraps(method)
+    def wrapper(self: Store, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            if (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF in _FILE_FAULTS:
+                raise UsageError(f"cannot use session database {self.path}: {e}") from e
+            raise
+
+    return wrapper
+
+
+_SESSION_SQL = """
+    SELECT s.id, s.name, s.created, s.updated, s.mix,
+        (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS turns,
+        (SELECT question FROM turns t WHERE t.session_id = s.id ORDER BY seq LIMIT 1) AS first
+    FROM sessions s
+"""
+_TURN_FIELDS = [f.name for f in fields(TurnRecord) if f.name != "proposals"]
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Store:
+        path = Path(path).expanduser() if path is not None else paths.sessions_db()
+        conn = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Transcripts are private; SQLite gives the -wal and -shm files the same mode.
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            # Autocommit mode: we issue BEGIN/COMMIT ourselves, so a turn is exactly one transaction.
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            store = cls(conn, path)
+            store._setup()
+            return store
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, (OSError, sqlite3.Error)):
+                raise UsageError(f"cannot open session database {path}: {e}") from e
+            raise
+
+    def _setup(self) -> None:
+        c = self._conn
+        c.execute("PRAGMA busy_timeout = 5000")  # another moa process may be writing: wait for it
+        # WAL + synchronous=NORMAL: COMMIT returns only after the transaction has been write()n to
+        # the -wal file, i.e. it is in the OS page cache, which outlives a SIGKILLed process; the
+        # next open replays it. NORMAL only skips the per-commit fsync, so just an OS crash or power
+        # cut can lose the latest turns, and WAL keeps the file consistent even then.
+        c.execute("PRAGMA journal_mode = WAL")
+        c.execute("PRAGMA synchronous = NORMAL")
+        c.execute("PRAGMA foreign_keys = ON")  # per connection; ON DELETE CASCADE needs it
+        self._migrate()
+
+    def _version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self._version()
+        if version > len(MIGRATIONS):
+            raise UsageError(f"session database {self.path} was written by a newer moa (schema {version})")
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[number - 1]}\nPRAGMA user_version = {number};\nCOMMIT;"
+            try:
+                self._conn.executescript(script)
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if self._version() >= number:
+                    continue  # another moa process starting at the same moment applied it first
+                raise
+
+    @contextmanager
+    def _write(self):
+        # IMMEDIATE takes the write lock up front: a concurrent writer makes us wait (busy_timeout)
+        # instead of failing half-way. Any exception, Ctrl-C included, rolls the whole turn back.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        try:
+            self._conn.execute("PRAGMA optimize")  # cheap upkeep SQLite recommends at close
+        except sqlite3.Error:
+            pass
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- sessions ---
+
+    @staticmethod
+    def _check_name(name: str) -> str:
+        if name.strip().isdigit():
+            raise UsageError(f"session name {name!r} is a number, which would be read as a session id")
+        return name.strip()
+
+    @_guarded
+    def create_session(self, name: str | None = None, mix: str = "") -> int:
+        name = self._check_name(name) if name else None
+        now = time.time()
+        try:
+            with self._write() as c:
+                cur = c.execute(
+                    "INSERT INTO sessions (name, created, updated, mix) VALUES (?, ?, ?, ?)", (name, now, now, mix)
+                )
+        except sqlite3.IntegrityError as e:
+            raise UsageError(f"a session named {name!r} already exists") from e
+        return cur.lastrowid
+
+    def _session(self, where: str, *args) -> SessionInfo | None:
+        row = self._conn.execute(f"{_SESSION_SQL} {where}", args).fetchone()
+        return _info(row) if row else None
+
+    @_guarded
+    def find_session(self, name_or_id: str) -> SessionInfo | None:
+        """A numeric string is tried as an id first (names can't be all digits), then as a name."""
+        key = str(name_or_id).strip()
+        found = self._session("WHERE s.id = ?", int(key)) if key.isdigit() else None
+        return found or self._session("WHERE s.name = ?", key)
+
+    @_guarded
+    def last_session(self) -> SessionInfo | None:
+        return self._session("ORDER BY s.updated DESC, s.id DESC LIMIT 1")
+
+    @_guarded
+    def get_or_create_named(self, name: str, mix: str = "") -> SessionInfo:
+        """An existing session keeps its own mix; `mix` only applies to a new one."""
+        name, now = self._check_name(name), time.time()
+        with self._write() as c:  # ON CONFLICT: two processes may race to create the same name
+            c.execute(
+                "INSERT INTO sessions (name, created, updated, mix) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, now, now, mix),
+            )
+        return self._session("WHERE s.name = ?", name)
+
+    @_guarded
+    def list_sessions(self, limit: int = 50) -> list[SessionInfo]:
+        rows = self._conn.execute(f"{_SESSION_SQL} ORDER BY s.updated DESC, s.id DESC LIMIT ?", (limit,))
+        return [_info(row) for row in rows]
+
+    @_guarded
+    def delete_session(self, session_id: int) -> bool:
+        with self._write() as c:  # turns and proposals go with it (ON DELETE CASCADE)
+            return c.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+
+    # --- turns ---
+
+    @_guarded
+    def add_turn(
+        self, session_id: int, question: str, result: TurnResult | None, *,
+        status: str, error: str | None = None, cost: float | None = None, mix_json: str | None = None,
+    ) -> int:
+        """Save a finished, failed or interrupted turn (result may be partial or None) and commit."""
+        if status not in STATUSES:
+            raise ValueError(f"turn status must be one of {STATUSES}, not {status!r}")
+        if mix_json is not None:
+            json.loads(mix_json)  # fail now, not when exporting months later
+        now = time.time()
+        with self._write() as c:
+            row = c.execute("SELECT mix FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                raise UsageError(f"no session {session_id}")
+            seq = c.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
+            r = result or TurnResult(mix=row["mix"], started=now)  # nothing ran yet: an empty result
+            usage = r.total_usage()
+            turn_id = c.execute(
+                "INSERT INTO turns (session_id, seq, created, question, final, status, mix, mix_json, elapsed, error,"
+                " fallback, prompt_tokens, completion_tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, seq, r.started, question, r.final, status, r.mix or row["mix"], mix_json,
+                 result.elapsed if result else None, error, r.fallback, usage.prompt_tokens, usage.completion_tokens,
+                 cost),
+            ).lastrowid
+            c.executemany(
+                "INSERT INTO proposals (turn_id, round, idx, role, model, status, text, error, prompt_tokens,"
+                " completion_tokens, started, first_token, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(turn_id, p.call.round, p.call.index, p.call.role, p.call.label, p.status, p.text, p.error,
+                  p.usage.prompt_tokens, p.usage.completion_tokens, p.started, p.first_token, p.finished)
+                 for p in r.calls()],
+            )
+            c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
+        return turn_id
+
+    @_guarded
+    def turns(self, session_id: int) -> list[TurnRecord]:
+        by_turn: dict[int, list[dict]] = {}
+        for p in self._conn.execute(
+            "SELECT p.* FROM proposals p JOIN turns t ON t.id = p.turn_id WHERE t.session_id = ?"
+            " ORDER BY p.turn_id, p.round, p.idx", (session_id,)
+        ):
+            by_turn.setdefault(p["turn_id"], []).append({k: p[k] for k in p.keys() if k not in ("id", "turn_id")})
+        rows = self._conn.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY seq", (session_id,))
+        return [TurnRecord(**{k: r[k] for k in _TURN_FIELDS}, proposals=by_turn.get(r["id"], [])) for r in rows]
+
+    @_guarded
+    def context_messages(self, session_id: int) -> list[dict]:
+        """The conversation so far; failed and interrupted turns never reached the user as answers."""
+        messages = []
+        for row in self._conn.execute(
+            "SELECT question, final FROM turns WHERE session_id = ? AND status = 'ok' ORDER BY seq", (session_id,)
+        ):
+            messages += [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": row["final"]}]
+        return messages
+
+    @_guarded
+    def export(self, session_id: int, fmt: str = "md") -> str:
+        if fmt not in ("md", "json"):
+            raise UsageError(f"unknown export format {fmt!r} (use md or json)")
+        info = self._session("WHERE s.id = ?", session_id)
+        if info is None:
+            raise UsageError(f"no session {session_id}")
+        turns = self.turns(session_id)
+        if fmt == "json":
+            out = []
+            for t in turns:
+                d = asdict(t)
+                d["mix_detail"] = json.loads(d.pop("mix_json")) if t.mix_json else None
+                out.append(d)
+            return json.dumps({"session": asdict(info), "turns": out}, indent=2, ensure_ascii=False)
+        lines = [f"# {info.name or f'Session {info.id}'}", "",
+                 f"*{_when(info.created)} · mix {info.mix or '-'} · {len(turns)} turns*", ""]
+        for t in turns:
+            lines += [f"## Turn {t.seq}" + ("" if t.status == "ok" else f" ({t.status})"), ""]
+            lines += [f"> {q}" if q else ">" for q in t.question.splitlines() or [""]] + [""]
+            lines += [t.final or "*(no answer)*", ""]
+            if t.error:
+                lines += [f"**Error:** {t.error}", ""]
+            lines += [f"*{_facts(t)}*", ""]
+        return "\n".join(lines)
+
+
+def _info(row: sqlite3.Row) -> SessionInfo:
+    first = " ".join((row["first"] or "").split())
+    preview = first if len(first) <= 60 else first[:59] + "…"
+    return SessionInfo(row["id"], row["name"], row["created"], row["updated"], row["mix"], row["turns"], preview)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _facts(t: TurnRecord) -> str:
+    refs = list(dict.fromkeys(p["model"] for p in t.proposals if p["role"] == "reference"))
+    aggs = [p["model"] for p in t.proposals if p["role"] == "aggregator"]
+    parts = [f"{t.mix} mix" if t.mix else "", ", ".join(refs) + (f" → {aggs[0]}" if aggs else "")]
+    if t.fallback:
+        parts.append(f"fallback {t.fallback}")
+    parts.append(f"{t.prompt_tokens:,} in / {t.completion_tokens:,} out tokens")
+    if t.elapsed is not None:
+        parts.append(f"{t.elapsed:.1f}s")
+    if t.cost is not None:
+        parts.append(f"${t.cost:.4f}")
+    return " · ".join(p for p in parts if p)

@@ -1,0 +1,290 @@
+"""A small OpenAI-compatible HTTP server for tests and benchmarks.
+
+Serves `/v1/chat/completions` (streaming SSE or plain JSON, with usage) and `/v1/models` on
+127.0.0.1. Each model can be scripted: delays, injected HTTP errors (with Retry-After), a hang,
+or a stream that drops mid-answer. Every request is logged with what it carried and when.
+
+Use it in-process (`FakeServer().start()`), or run it: `python tests/fakeserver.py --port 8123
+--script script.json` where the JSON maps model names to behaviours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import select
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Behaviour:
+    reply: str | None = None  # default: "<model> answer <n>: <start of last user message>"
+    delay: float = 0.0  # seconds before the first token
+    chunk_delay: float = 0.0  # seconds between tokens
+    chunk_words: int = 1  # words per streamed chunk
+    errors: list = field(default_factory=list)  # [{"status": 429, "retry_after": 0.1}], used up in order
+    status: int | None = None  # a permanent HTTP error
+    hang: bool = False  # send headers, then nothing until the client leaves or the server stops
+    drop_after: int | None = None  # close the connection after this many chunks, with no [DONE]
+
+
+class FakeServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None):
+        self.behaviours: dict[str, Behaviour] = {}
+        self.log: list[dict] = []
+        self.counts: dict[str, int] = {}
+        self.api_key = api_key
+        self.known_models: set[str] | None = None  # when set, other models get a 404
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The root URL (the together SDK appends /v1 itself)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+    def script(self, model: str, **behaviour) -> "FakeServer":
+        self.behaviours[model] = Behaviour(**behaviour)
+        return self
+
+    def requests(self, model: str | None = None) -> list[dict]:
+        with self._lock:
+            return [r for r in self.log if r.get("path", "").endswith("/chat/completions")
+                    and (model is None or r.get("model") == model)]
+
+    def start(self) -> "FakeServer":
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- used by the handler
+    def _next(self, model: str) -> tuple[int, Behaviour, dict | None]:
+        with self._lock:
+            n = self.counts.get(model, 0) + 1
+            self.counts[model] = n
+            behaviour = self.behaviours.get(model) or self.behaviours.get("*") or Behaviour()
+            error = behaviour.errors.pop(0) if behaviour.errors else None
+        return n, behaviour, error
+
+    def _record(self, entry: dict) -> dict:
+        with self._lock:
+            self.log.append(entry)
+        return entry
+
+
+def _make_handler(server: FakeServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, str(v))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _authorized(self) -> bool:
+            if server.api_key is None:
+                return True
+            return self.headers.get("Authorization") == f"Bearer {server.api_key}"
+
+        def do_GET(self):
+            entry = server._record({"path": self.path, "received": time.time()})
+            if not self._authorized():
+                entry["outcome"] = 401
+                return self._json(401, {"error": {"message": "Invalid API key", "type": "auth"}})
+            if self.path.rstrip("/").endswith("/models"):
+                names = sorted(server.known_models or server.behaviours.keys() - {"*"})
+                entry["outcome"] = 200
+                return self._json(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
+            self._json(404, {"error": {"message": "not found"}})
+
+        def do_POST(self):
+            received = time.time()
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            model = body.get("model", "")
+            entry = server._record({
+                "path": self.path, "model": model, "body": body, "received": received,
+                "authorized": self.headers.get("Authorization") is not None,
+                "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"},
+            })
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                entry["outcome"] = 404
+                return self._json(404, {"error": {"message": f"no route {self.path}"}})
+            if not self._authorized():
+                entry["outcome"] = 401
+                return self._json(401, {"error": {"message": "Invalid API key provided", "type": "auth"}})
+            if server.known_models is not None and model not in server.known_models:
+                entry["outcome"] = 404
+                return self._json(404, {"error": {"message": f"The model `{model}` does not exist"}})
+            n, behaviour, error = server._next(model)
+            status = (error or {}).get("status") or behaviour.status
+            if status:
+                entry["outcome"] = status
+                headers = {}
+                retry_after = (error or {}).get("retry_after")
+                if retry_after is not None:
+                    headers["Retry-After"] = retry_after
+                return self._json(status, {"error": {"message": f"injected {status}", "type": "injected"}}, headers)
+            reply = behaviour.reply if behaviour.reply is not None else _default_reply(model, n, body)
+            words = reply.split(" ")
+            pieces = [" ".join(words[i:i + behaviour.chunk_words]) for i in range(0, len(words), behaviour.chunk_words)]
+            pieces = [p if i == 0 else " " + p for i, p in enumerate(pieces)]
+            usage = {"prompt_tokens": _count_prompt(body), "completion_tokens": len(pieces),
+                     "total_tokens": _count_prompt(body) + len(pieces)}
+            entry["n"] = n
+            if body.get("stream"):
+                self._stream(entry, behaviour, model, pieces, usage)
+            else:
+                if behaviour.delay:
+                    time.sleep(behaviour.delay)
+                entry["outcome"] = 200
+                entry["finished"] = time.time()
+                self._json(200, {
+                    "id": f"fake-{n}", "object": "chat.completion", "created": int(received), "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                    "usage": usage,
+                })
+
+        def _stream(self, entry, behaviour, model, pieces, usage):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            self.close_connection = True
+            if behaviour.hang:
+                entry["outcome"] = "hang"
+                entry["client_closed"] = self._wait_for_close(None)
+                entry["finished"] = time.time()
+                return
+            if behaviour.delay and self._wait_for_close(behaviour.delay):
+                entry["outcome"], entry["client_closed"] = "client closed", True
+                return
+
+            def event(payload) -> bytes:
+                return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+            try:
+                for i, piece in enumerate(pieces):
+                    if behaviour.drop_after is not None and i >= behaviour.drop_after:
+                        entry["outcome"] = "dropped"
+                        entry["finished"] = time.time()
+                        self.connection.shutdown(2)
+                        return
+                    if i and behaviour.chunk_delay and self._wait_for_close(behaviour.chunk_delay):
+                        entry["outcome"], entry["client_closed"] = "client closed", True
+                        return
+                    delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                    self.wfile.write(event({
+                        "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                    }))
+                    self.wfile.flush()
+                self.wfile.write(event({
+                    "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }))
+                self.wfile.write(event({
+                    "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
+                    "choices": [], "usage": usage,
+                }))
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                entry["outcome"] = 200
+            except (BrokenPipeError, ConnectionResetError):
+                entry["outcome"], entry["client_closed"] = "client closed", True
+            entry["finished"] = time.time()
+
+        def _wait_for_close(self, seconds: float | None) -> bool:
+            """Sleep up to `seconds` (forever if None); True as soon as the client hangs up."""
+            end = None if seconds is None else time.monotonic() + seconds
+            while not server._stop.is_set():
+                left = 0.05 if end is None else min(0.05, end - time.monotonic())
+                if left <= 0:
+                    return False
+                readable, _, _ = select.select([self.connection], [], [], left)
+                if readable:
+                    try:
+                        if not self.connection.recv(1, 0x40):  # MSG_DONTWAIT: EOF means closed
+                            return True
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        return True
+            return False
+
+    return Handler
+
+
+def _default_reply(model: str, n: int, body: dict) -> str:
+    user = ""
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            user = str(message.get("content", ""))
+            break
+    return f"{model} answer {n}: {' '.join(user.split()[:8])}"
+
+
+def _count_prompt(body: dict) -> int:
+    return sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--script", help="JSON file: {model: {behaviour fields}}")
+    parser.add_argument("--log", help="write the request log here as JSON lines on exit")
+    args = parser.parse_args()
+    server = FakeServer(port=args.port)
+    if args.script:
+        with open(args.script) as handle:
+            for model, behaviour in json.load(handle).items():
+                server.script(model, **behaviour)
+    print(server.url, flush=True)
+    try:
+        server.httpd.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if args.log:
+            with open(args.log, "w") as handle:
+                for entry in server.log:
+                    handle.write(json.dumps(entry) + "\n")
+
+
+if __name__ == "__main__":
+    main()
