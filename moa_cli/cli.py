@@ -120,25 +120,34 @@ def keys(
 
 def main() -> None:
     """Entry point: one-line errors with documented exit codes, never a traceback."""
-    import click
-
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="moa", standalone_mode=False)
     except MoaError as error:
         _error(error.message)
         code = error.exit_code
-    except click.exceptions.UsageError as error:
-        hint = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
-        _error(error.format_message().replace("\n", " ") + hint)
-        code = EXIT_USAGE
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         _error("interrupted")
         code = EXIT_INTERRUPTED
-    except click.exceptions.Exit as done:
-        code = done.exit_code
     except BrokenPipeError:
         code = 0  # `moa ask ... | head` closed the pipe early: not an error
+    except Exception as error:  # noqa: BLE001
+        # Typer may vendor its own copy of click, so its exceptions are matched by class name.
+        kinds = {cls.__name__ for cls in type(error).__mro__}
+        if "NoArgsIsHelpError" in kinds:
+            code = 0  # bare `moa` printed its help: nothing went wrong
+        elif "UsageError" in kinds:
+            ctx = getattr(error, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            _error(error.format_message().replace("\n", " ") + hint)
+            code = EXIT_USAGE
+        elif "Abort" in kinds:
+            _error("interrupted")
+            code = EXIT_INTERRUPTED
+        elif "Exit" in kinds:
+            code = error.exit_code
+        else:
+            raise
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -351,14 +351,16 @@ _RULES: dict[str, tuple[type, float | None, float | None, str]] = {
 }
 
 
-def _check_value(name: str, value, where: str, error=UsageError):
+def _check_value(name: str, value, where: str, error=UsageError, label: str | None = None):
+    """Check one setting; `label` names it in the message (default: the setting's own name)."""
+    label = label or name
     if name == "system":
         if not isinstance(value, str):
-            raise error(f"{where}: system: expected a string")
+            raise error(f"{where}: {label}: expected a string")
         return value
     if name in ("fallback", "multi_turn", "shuffle"):
         if not isinstance(value, bool):
-            raise error(f"{where}: {name}: expected true or false, got {value!r}")
+            raise error(f"{where}: {label}: expected true or false, got {value!r}")
         return value
     rule = _RULES.get(name)
     if rule is None:
@@ -368,7 +370,7 @@ def _check_value(name: str, value, where: str, error=UsageError):
     if kind is int:
         ok_type = ok_type and float(value).is_integer()
     if not ok_type or (low is not None and value < low) or (high is not None and value > high):
-        raise error(f"{where}: {name}: expected {expected}, got {value!r}")
+        raise error(f"{where}: {label}: expected {expected}, got {value!r}")
     return kind(value)
 
 
@@ -383,7 +385,7 @@ def _check_flags(o: Overrides) -> None:
                  "min_proposers", "proposer_deadline", "concurrency"):
         value = getattr(o, name)
         if value is not None:
-            _check_value(name, value, "--" + name.replace("_", "-"), UsageError)
+            _check_value(name, value, "invalid value", UsageError, label="--" + name.replace("_", "-"))
 
 
 def _check_shape(data: Mapping, path: Path) -> None:

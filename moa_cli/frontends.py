@@ -37,7 +37,7 @@ def ask_once(
         session = (
             store.get_or_create_named(session_name, settings.mix.name)
             if session_name
-            else store.last_session() or store.get_or_create_named(None, settings.mix.name)
+            else store.last_session() or store.find_session(str(store.create_session(mix=settings.mix.name)))
         )
         history = store.context_messages(session.id)
     renderer = pick_renderer(json_output=json_output, prices=settings.prices, force_plain=plain)
