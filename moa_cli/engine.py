@@ -101,7 +101,7 @@ class Engine:
                 ok = [r for r in results if r.status == "ok"]
                 if not ok:
                     reasons = "; ".join(f"{r.call.label}: {r.error}" for r in results)
-                    raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn)
+                    raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn, results)
                 answers = [r.text for r in ok]
 
             call = Call("aggregator", len(mix.layers) + 1, 0, mix.aggregator.label)
@@ -125,7 +125,7 @@ class Engine:
                     )
                 )
             else:
-                raise TurnFailed(f"aggregator {call.label} failed: {turn.aggregate.error}", turn)
+                raise TurnFailed(f"aggregator {call.label} failed: {turn.aggregate.error}", turn, [turn.aggregate])
         finally:
             turn.elapsed = time.monotonic() - t0
         return turn
@@ -205,7 +205,7 @@ class Engine:
                     if not isinstance(error, ProviderError):
                         error = ProviderError(f"{type(error).__name__}: {error}", model=call.label)
                     if not error.retryable or attempt == tries - 1:
-                        result.status, result.error = "failed", str(error)
+                        result.status, result.error, result.error_status = "failed", str(error), error.status
                         break
                     delay = _retry_delay(error, attempt, self.options.backoff)
                     self.emit(

@@ -40,9 +40,12 @@ class TurnFailed(MoaError):
 
     exit_code = EXIT_TURN_FAILED
 
-    def __init__(self, message: str, turn=None):
+    def __init__(self, message: str, turn=None, failures=()):
         super().__init__(message)
         self.turn = turn
+        # Rejected keys everywhere deserve the key exit code, so scripts can tell them apart.
+        if failures and all(f.error_status in (401, 403) for f in failures):
+            self.exit_code = EXIT_AUTH
 
 
 class ProviderError(MoaError):

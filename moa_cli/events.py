@@ -24,6 +24,7 @@ class CallResult:
     status: str = "running"  # ok | failed | cut | cancelled
     text: str = ""
     error: str | None = None
+    error_status: int | None = None  # the HTTP status behind a failure, when there was one
     usage: Usage = Usage()
     started: float | None = None  # seconds since the turn started
     first_token: float | None = None
@@ -37,6 +38,7 @@ class CallResult:
             "status": self.status,
             "text": self.text,
             "error": self.error,
+            "error_status": self.error_status,
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,

@@ -140,7 +140,7 @@ def test_missing_key_names_the_variable(moa):
 def test_rejected_key_is_exit_3_and_never_printed(moa, server):
     server.api_key = "the-right-key"
     out = moa("ask", *OPENAI_MIX, "--no-fallback", "q")
-    assert out.returncode == 1
+    assert out.returncode == 3
     assert "sk-test-openai-0123456789" not in out.stdout + out.stderr
     assert "401" in out.stderr
 
