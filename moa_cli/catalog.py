@@ -17,6 +17,8 @@ BUILTIN_PRICES: dict[str, tuple[float, float]] = {
     "together:meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo": (3.50, 3.50),
     "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo": (0.18, 0.18),
     "together:mistralai/Mixtral-8x7B-Instruct-v0.1": (0.60, 0.60),
+    "together:Qwen/Qwen2.5-7B-Instruct-Turbo": (0.30, 0.30),
+    "together:microsoft/WizardLM-2-8x22B": (1.20, 1.20),
     "openai:gpt-4o": (2.50, 10.00),
     "openai:gpt-4o-mini": (0.15, 0.60),
     "local:smollm2": (0.0, 0.0),

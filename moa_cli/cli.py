@@ -81,19 +81,57 @@ def ask(
 
 
 @app.command()
-def mixes(
-    action: Annotated[str, typer.Argument(help="'list' or 'show'.")] = "list",
-    name: Annotated[Optional[str], typer.Argument(help="Mix to show.")] = None,
+def chat(
+    mix: Mix = None, references: References = None, aggregator: Aggregator = None, rounds: Rounds = None,
+    temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
+    system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
+    proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
+    multi_turn: Annotated[Optional[bool], typer.Option(
+        "--multi-turn/--no-multi-turn", help="Send earlier questions and answers as context (default on).")] = None,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="Resume the last session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="Resume or create the named session.")] = None,
+    plain: Annotated[bool, typer.Option("--plain", help="Plain text answers, no live panels.")] = False,
 ):
-    """List the mixes, or `moa mixes show NAME` to print one resolved, as TOML."""
+    """Chat with a Mixture-of-Agents: multi-turn, saved as a session. Piped stdin: one turn per line."""
+    from .config import load_settings
+    from .repl import run_chat
+
+    settings = load_settings(overrides(
+        mix, references, aggregator, rounds, temperature, max_tokens, reference_max_tokens, system, timeout,
+        retries, min_proposers, proposer_deadline, fallback, concurrency, multi_turn,
+    ))
+    raise typer.Exit(run_chat(settings, continue_last=continue_, session_name=session, plain=plain))
+
+
+@app.command()
+def history(
+    action: Annotated[str, typer.Argument(help="list | show | export | delete")] = "list",
+    session: Annotated[Optional[str], typer.Argument(help="Session id or name (show, export, delete).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: md or json.")] = "md",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Export to this file, not stdout.")] = None,
+    proposals: Annotated[bool, typer.Option("--proposals", "-p", help="`show`: every reference answer too.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="`list`: at most this many sessions.")] = 50,
+):
+    """Saved chat sessions: `list`, `show ID`, `export ID --format md|json`, `delete ID`."""
+    from . import history as sessions
+
+    sessions.run(action, session, fmt=fmt, output=output, proposals=proposals, limit=limit)
+
+
+@app.command()
+def mixes(
+    action: Annotated[str, typer.Argument(help="'list' (default), 'show', or a mix name to show.")] = "list",
+    name: Annotated[Optional[str], typer.Argument(help="The mix to show (default: the one `moa ask` would use).")] = None,
+):
+    """List the mixes and where each comes from, or `moa mixes show NAME` to print one resolved, as TOML."""
     from . import commands
 
     commands.mixes(action, name)
 
 
 @app.command()
-def models(provider: Annotated[str, typer.Argument(help="Provider name.")] = "together"):
-    """List the models a provider serves (from its /models endpoint)."""
+def models(provider: Annotated[str, typer.Argument(help="Provider name (see `moa keys list`).")] = "together"):
+    """List the models a provider serves (from its /models endpoint), as PROVIDER:MODEL."""
     from . import commands
 
     commands.models(provider)
@@ -101,7 +139,7 @@ def models(provider: Annotated[str, typer.Argument(help="Provider name.")] = "to
 
 @app.command()
 def config(action: Annotated[str, typer.Argument(help="path | show | init")] = "show"):
-    """Show the config file's path or contents, or write a commented example (`init`)."""
+    """Print the config file's path, check and show it (secrets redacted), or write a commented example (`init`, never overwrites)."""
     from . import commands
 
     commands.config(action)
@@ -109,10 +147,10 @@ def config(action: Annotated[str, typer.Argument(help="path | show | init")] = "
 
 @app.command()
 def keys(
-    action: Annotated[str, typer.Argument(help="set | list")] = "list",
+    action: Annotated[str, typer.Argument(help="list | set")] = "list",
     provider: Annotated[Optional[str], typer.Argument(help="Provider, for `set`.")] = None,
 ):
-    """Store an API key (hidden input, file mode 0600) or list which providers have one."""
+    """`moa keys set PROVIDER` saves an API key (hidden input, file mode 0600); `moa keys list` shows which providers have one."""
     from . import commands
 
     commands.keys(action, provider)

@@ -25,9 +25,14 @@ from .events import (
     TurnResult,
 )
 from .models import Mix, ModelSettings, RunOptions
-from .providers.base import ChatRequest, Provider
+from .providers.base import ChatRequest, Provider, Usage
 
 Listener = Callable[[Event], None]
+
+# Without a fixed --proposer-deadline, a reference that has sent nothing for this long, once half
+# the round has answered, is cut: max(STALL_MIN, STALL_FACTOR x the time those answers took).
+STALL_MIN = 15.0
+STALL_FACTOR = 2.0
 
 
 class ProviderPool:
@@ -78,6 +83,8 @@ class Engine:
         self._listeners: list[Listener] = [listener] if listener else []
         self._fit = fit  # trims a call's messages to the model's context window
         self._warned_trim = False
+        self._cut: set[Call] = set()  # calls the round cut, told apart from a cancelled turn
+        self._activity: dict[Call, float] = {}  # when each running call last sent something
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -93,6 +100,7 @@ class Engine:
         t0 = time.monotonic()
         self._t0 = t0
         self._warned_trim = False
+        self._cut.clear()
         answers: list[str] = []
         try:
             for round_no, layer in enumerate(mix.layers, 1):
@@ -157,24 +165,61 @@ class Engine:
                 )
                 for call, model in zip(calls, layer)
             ]
-            await self._cut_stragglers(tasks)
+            await self._cut_stragglers(tasks, calls)
         return [task.result() for task in tasks]
 
-    async def _cut_stragglers(self, tasks: list[asyncio.Task]) -> None:
-        """Wait for the round; once enough answers are in and the deadline has passed, cut the rest."""
+    async def _cut_stragglers(self, tasks: list[asyncio.Task], calls: list[Call]) -> None:
+        """Wait for the round, cutting the stragglers the options allow to be cut.
+
+        With a fixed `proposer_deadline`, once `min_proposers` answers are in and the deadline has
+        passed, every unfinished call is cut. Without one (the default), once `min_proposers` and
+        at least half of the round have answered, a call that has sent nothing for
+        max(STALL_MIN, STALL_FACTOR x the time those answers took) is cut: a hung model cannot hold
+        up the turn, while a slow model that is still streaming is never cut.
+        """
         opts = self.options
-        deadline = None if opts.proposer_deadline is None else time.monotonic() + opts.proposer_deadline
+        start = time.monotonic()
         need = min(max(opts.min_proposers, 1), len(tasks))
+        fixed = opts.proposer_deadline
+        quorum = need if fixed is not None else max(need, (len(tasks) + 1) // 2)
+        call_of = dict(zip(tasks, calls))
         pending = set(tasks)
+        quorum_after: float | None = None  # seconds into the round when the quorum was reached
         while pending:
-            ok = sum(1 for t in tasks if t.done() and t.result().status == "ok")
             now = time.monotonic()
-            if deadline is not None and now >= deadline and ok >= need:
+            if quorum_after is None:
+                ok = sum(1 for t in tasks if t.done() and t.result().status == "ok")
+                if ok >= quorum:
+                    quorum_after = now - start
+            wake: float | None = None
+            if quorum_after is not None and fixed is not None:
+                if now >= start + fixed:
+                    self._cut_tasks(pending, call_of)
+                    return  # the TaskGroup waits for the cut calls to close their streams
+                wake = start + fixed
+            elif quorum_after is not None:
+                window = max(STALL_MIN, STALL_FACTOR * quorum_after)
+                stalled = set()
                 for task in pending:
-                    task.cancel("cut")
-                return
-            timeout = None if deadline is None or now >= deadline else deadline - now
+                    last = self._activity.get(call_of[task])
+                    if last is None:
+                        continue  # still queued behind --concurrency: it has not had its chance
+                    if now - last >= window:
+                        stalled.add(task)
+                    else:
+                        wake = last + window if wake is None else min(wake, last + window)
+                if stalled:
+                    self._cut_tasks(stalled, call_of)
+                    pending -= stalled
+                    if not pending:
+                        return
+            timeout = None if wake is None else max(wake - now, 0.0)
             _, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+
+    def _cut_tasks(self, tasks: set[asyncio.Task], call_of: dict) -> None:
+        for task in tasks:
+            self._cut.add(call_of[task])
+            task.cancel("cut")
 
     async def _call(self, call: Call, model: ModelSettings, messages: tuple[dict, ...]) -> CallResult:
         """One model call with retries. Never raises a ProviderError: failures become the result."""
@@ -204,40 +249,45 @@ class Engine:
                 except Exception as error:  # noqa: BLE001 - a provider bug must not kill the turn
                     if not isinstance(error, ProviderError):
                         error = ProviderError(f"{type(error).__name__}: {error}", model=call.label)
+                    message = _name_call(call, error)
                     if not error.retryable or attempt == tries - 1:
-                        result.status, result.error, result.error_status = "failed", str(error), error.status
+                        result.status, result.error, result.error_status = "failed", message, error.status
                         break
                     delay = _retry_delay(error, attempt, self.options.backoff)
-                    self.emit(
-                        Notice(f"{call.label}: {error} — retrying in {delay:.1f}s ({attempt + 2}/{tries})")
-                    )
+                    self.emit(Notice(f"{message} — retrying in {delay:.1f}s (try {attempt + 2} of {tries})"))
                     if result.text:
-                        result.text = ""
-                        self.emit(CallRestarted(call))
+                        self.emit(CallRestarted(call))  # the retry starts the answer from scratch
+                    result.text, result.usage = "", Usage()
                     await asyncio.sleep(delay)
-        except asyncio.CancelledError as cancel:
-            result.status = "cut" if "cut" in cancel.args else "cancelled"
-            result.error = "cut: too slow for the round deadline" if result.status == "cut" else "cancelled"
+        except asyncio.CancelledError:
+            cut = call in self._cut
+            result.status = "cut" if cut else "cancelled"
+            result.error = "cut: too slow for the round deadline" if cut else "cancelled"
             result.finished = self._now()
             self.emit(CallFinished(call, result))
-            if result.status == "cut":
+            if cut:
                 return result  # a cut is the round's decision, not a cancellation of the turn
             raise
+        finally:
+            self._activity.pop(call, None)
         result.finished = self._now()
         self.emit(CallFinished(call, result))
         return result
 
     async def _stream_into(self, result: CallResult, provider_name: str, request: ChatRequest) -> None:
         provider = self.pool.get(provider_name)
+        call = result.call
         async with self.pool.limit(provider_name) or _NullLimit():
+            self._activity[call] = time.monotonic()
             stream = provider.stream(request)
             try:
                 async for chunk in stream:
+                    self._activity[call] = time.monotonic()
                     if chunk.text:
                         if result.first_token is None:
                             result.first_token = self._now()
                         result.text += chunk.text
-                        self.emit(CallDelta(result.call, chunk.text))
+                        self.emit(CallDelta(call, chunk.text))
                     if chunk.usage is not None:
                         result.usage = chunk.usage
             finally:
@@ -245,6 +295,12 @@ class Engine:
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
+
+
+def _name_call(call: Call, error: ProviderError) -> str:
+    """The error's message, starting with the call's `provider:model` exactly once."""
+    message = str(error)
+    return message if message.startswith(call.label) else f"{call.label}: {message}"
 
 
 def _retry_delay(error: ProviderError, attempt: int, backoff: float) -> float:

@@ -1,4 +1,7 @@
-"""API keys saved by `moa keys set`: one JSON file in the user data dir, readable by its owner only."""
+"""API keys saved by `moa keys set`: one JSON file in the user data dir, readable by its owner only.
+
+A key in the environment (or a .env file) always wins over a saved one (providers.find_key).
+"""
 
 from __future__ import annotations
 
@@ -21,14 +24,22 @@ def load_keys() -> dict[str, str]:
 
 
 def save_key(provider: str, key: str) -> None:
-    data = load_keys()
+    """Add or replace one provider's key, keeping the others. The file is replaced atomically and
+    is never readable by anyone else, not even briefly."""
+    data = load_keys()  # a broken key file stops here: nothing saved is thrown away
     data[provider] = key
     path = paths.keys_file()
     paths.ensure_data_dir()
-    tmp = path.with_suffix(".tmp")
-    # Created 0600 from the start, so the key is never readable by others, not even briefly.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a fresh file, created 0600
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

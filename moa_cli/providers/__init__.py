@@ -6,6 +6,7 @@ SDKs are imported only inside the factory functions, so that importing this pack
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -67,11 +68,19 @@ BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
 }
 
 
-def split_spec(spec: str, known: Mapping[str, ProviderSpec], default: str = "together") -> tuple[str, str]:
-    """`PROVIDER:MODEL` -> (provider, model). An unknown prefix means a model id on `default`.
+_PROVIDER_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def split_spec(
+    spec: str, known: Mapping[str, ProviderSpec], default: str = "together", strict: bool = False
+) -> tuple[str, str]:
+    """`PROVIDER:MODEL` -> (provider, model). A prefix that is not a known provider is part of a
+    model id on `default`.
 
     So `ollama:llama3.2:1b` is ("ollama", "llama3.2:1b") and `meta-llama/Llama-3.3-70B` is
-    (default, "meta-llama/Llama-3.3-70B").
+    (default, "meta-llama/Llama-3.3-70B"). With `strict` (config files, checked before any call),
+    a prefix shaped like a provider name (letters, digits, '-', '_') that is not a known provider
+    is an error instead, so a typo or a forgotten `[providers.NAME]` table is reported at once.
     """
     spec = spec.strip()
     if not spec:
@@ -81,6 +90,10 @@ def split_spec(spec: str, known: Mapping[str, ProviderSpec], default: str = "tog
         if not rest:
             raise UsageError(f"model spec '{spec}' names provider '{prefix}' but no model")
         return prefix, rest
+    if strict and sep and _PROVIDER_LIKE.fullmatch(prefix):
+        raise UsageError(
+            f"unknown provider '{prefix}' in model '{spec}' (known providers: {', '.join(sorted(known))})"
+        )
     return default, spec
 
 
@@ -102,15 +115,51 @@ def build_provider(
 
         return LocalProvider(spec.name, aliases=local_models or {})
     if key is None and spec.key_required:
+        where = f"set {spec.api_key_env} (in the environment or a .env file) or run" if spec.api_key_env else "run"
         raise MissingKeyError(
-            f"no API key for provider '{spec.name}': set {spec.api_key_env} "
-            f"(in the environment or a .env file) or run `moa keys set {spec.name}`",
-            provider=spec.name,
+            f"no API key for provider '{spec.name}': {where} `moa keys set {spec.name}`", provider=spec.name
         )
+    headers = expand_headers(spec, env)
     if spec.kind == "together":
         from .together_sdk import TogetherProvider
 
-        return TogetherProvider(spec.name, key, spec.resolved_base_url(env), dict(spec.headers))
+        return TogetherProvider(spec.name, key, spec.resolved_base_url(env), headers)
     from .openai_compat import OpenAICompatProvider
 
-    return OpenAICompatProvider(spec.name, key or "not-needed", spec.resolved_base_url(env), dict(spec.headers))
+    return OpenAICompatProvider(spec.name, key or "not-needed", spec.resolved_base_url(env), headers)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Header names whose values are credentials: redacted from errors and from `moa config show`.
+_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature|session", re.I)
+
+
+def is_credential_header(name: str) -> bool:
+    return bool(_CREDENTIAL_HEADER.search(name))
+
+
+def header_secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of credential headers, and their parts ("Bearer <token>"), for redaction."""
+    out: list[str] = []
+    for name, value in (headers or {}).items():
+        if is_credential_header(name):
+            out.append(value)
+            out.extend(part for part in value.split() if len(part) >= 8)
+    return tuple(out)
+
+
+def expand_headers(spec: ProviderSpec, env: Mapping[str, str]) -> dict[str, str]:
+    """Header values with `${VAR}` taken from the environment, so a credential header (say
+    `api-key = "${AZURE_KEY}"`) never has to be written into the config file."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if not env.get(name):
+            raise MissingKeyError(
+                f"provider '{spec.name}': a header uses ${{{name}}} but {name} is not set "
+                "(set it in the environment or a .env file)",
+                provider=spec.name,
+            )
+        return env[name]
+
+    return {k: _ENV_REF.sub(value, v) for k, v in spec.headers.items()}

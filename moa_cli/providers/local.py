@@ -138,6 +138,7 @@ class LocalProvider:
                     chunks.close()
                 post(Usage(*llm.tally))
             finally:
+                llm.cancel = threading.Event()  # a set flag must not stop whoever calls next
                 llm.lock.release()
         except BaseException as error:  # noqa: BLE001 - re-raised on the event loop's side
             post(error)
@@ -250,15 +251,14 @@ def _fit(llm, request: ChatRequest) -> tuple[list[dict], str]:
         content = tokens(messages[longest])
         if not content:
             break  # nothing left to cut: llama.cpp shortens the answer instead
-        keep = max(0, len(content) - (sum(sizes) - budget) - 4)
-        messages[longest]["content"] = llm.detokenize(content[:keep]).decode("utf-8", "ignore") + " […]"
+        keep = len(content) - (sum(sizes) - budget) - 4  # 4: room for the marker
+        cut = llm.detokenize(content[:keep]).decode("utf-8", "ignore") + " […]" if keep > 0 else ""
+        messages[longest]["content"] = cut
         sizes[longest] = len(tokens(messages[longest])) + PER_MESSAGE
         shortened += 1
-    if not (dropped or shortened):
-        return messages, ""
-    cut = [f"dropped {dropped} earlier message(s)"] if dropped else []
-    cut += [f"shortened {shortened} message(s)"] if shortened else []
-    return messages, f"prompt too long for the {n_ctx}-token context: {' and '.join(cut)}"
+    done = [f"dropped {dropped} earlier message(s)"] * bool(dropped)
+    done += [f"shortened {shortened} message(s)"] * bool(shortened)
+    return messages, f"prompt too long for the {n_ctx}-token context: {' and '.join(done)}" if done else ""
 
 
 if __name__ == "__main__":  # python -m moa_cli.providers.local "prompt": stream one answer
@@ -267,8 +267,8 @@ if __name__ == "__main__":  # python -m moa_cli.providers.local "prompt": stream
     async def _demo(prompt: str) -> None:
         request = ChatRequest(BUILTIN, ({"role": "user", "content": prompt},), temperature=0.2, max_tokens=200)
         async for chunk in LocalProvider("local").stream(request):
-            print(chunk.text, end="", flush=True)
-            if chunk.usage:
-                print(f"\n[{chunk.usage.prompt_tokens} prompt + {chunk.usage.completion_tokens} completion tokens]")
+            print(chunk.text or f"\n[{chunk.usage.prompt_tokens} prompt + {chunk.usage.completion_tokens} "
+                  "completion tokens]", end="", flush=True)
+        print()
 
     asyncio.run(_demo(" ".join(sys.argv[1:]) or "Explain what a mixture of agents is, in two sentences."))

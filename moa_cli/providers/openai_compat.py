@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import header_secrets
 from .stainless import StainlessProvider
 
 
@@ -15,7 +16,7 @@ class OpenAICompatProvider(StainlessProvider):
         client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, default_headers=headers or None, max_retries=0
         )
-        super().__init__(name, client, secrets=(api_key,))
+        super().__init__(name, client, secrets=(api_key, *header_secrets(headers)))
 
     def _create_kwargs(self, request):
         kwargs = super()._create_kwargs(request)

@@ -1,8 +1,9 @@
 """Shared code for the two Stainless-generated SDKs (openai and together).
 
-Both expose the same shapes: `client.chat.completions.create(stream=True)` returning an async
-stream of chunks with `choices[0].delta.content` and an optional `usage`, and the same family of
-exception classes. Here those are turned into moa's Chunk and ProviderError.
+Both expose the same shapes: `client.chat.completions` (whose `with_streaming_response.create`
+sends a streaming request and hands back the raw server-sent events) and the same family of
+exception classes. Here the events are turned into moa's Chunks and the exceptions into
+ProviderErrors.
 """
 
 from __future__ import annotations
@@ -26,9 +27,49 @@ class StainlessProvider:
         self.client = client
         self._secrets = secrets  # scrubbed from every error message
 
-    def _create_kwargs(self, request: ChatRequest) -> dict:
-        import httpx
+    def warm_up(self) -> None:
+        """Do now, before a turn's calls start together, the lazy work the SDK does on first use.
 
+        On first use the SDK builds `client.chat.completions` (importing its modules), looks up
+        the platform in a worker thread, resolves the request parameters' type hints, and the HTTP
+        library imports its event-loop backend. Done inside the first call of a round, that work
+        (~0.1-0.2 s) holds up every other call, since it blocks the event loop. Nothing here touches the network. Some
+        steps reach into the SDK's internals; each is optional and skipped if the SDK changes.
+        """
+        for step in (self._warm_client, self._warm_platform, self._warm_params, _warm_async_backend):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - a warm-up must never fail a turn
+                pass
+
+    def _warm_client(self) -> None:
+        self.client.chat.completions  # noqa: B018 - the access is the point
+
+    def _warm_platform(self) -> None:
+        # The first request looks the platform up in a worker thread, once per concurrent call.
+        if getattr(self.client, "_platform", ...) is None:
+            import importlib
+
+            self.client._platform = importlib.import_module(f"{self.sdk.__name__}._base_client").get_platform()
+        self.client.platform_headers()  # cached after the first call, which inspects the platform
+
+    def _warm_params(self) -> None:
+        # The first request per parameter type resolves its type hints (a few ms each)...
+        import importlib
+
+        transform = importlib.import_module(f"{self.sdk.__name__}._utils").maybe_transform
+        params = importlib.import_module(f"{self.sdk.__name__}.types.chat.completion_create_params")
+        sample = self._create_kwargs(ChatRequest(
+            model="warm-up", messages=({"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                                       {"role": "assistant", "content": "a"}),
+            temperature=0.5, max_tokens=1, seed=1,
+        ))
+        transform(sample, params.CompletionCreateParamsStreaming)
+        # ...and copies its request options, a model whose validators are built on first copy.
+        options = importlib.import_module(f"{self.sdk.__name__}._models").FinalRequestOptions
+        options.construct(method="post", url="/chat/completions", json_data={}).model_copy()
+
+    def _create_kwargs(self, request: ChatRequest) -> dict:
         kwargs: dict = {"model": request.model, "messages": list(request.messages), "stream": True}
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
@@ -37,31 +78,54 @@ class StainlessProvider:
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.timeout is not None:
-            kwargs["timeout"] = httpx.Timeout(request.timeout, connect=min(request.timeout, CONNECT_TIMEOUT))
+            # The SDK's own Timeout class (httpx's or httpx2's): importing httpx here would cost
+            # ~0.15 s on the first call, as it pulls in its CLI's dependencies.
+            kwargs["timeout"] = self.sdk.Timeout(request.timeout, connect=min(request.timeout, CONNECT_TIMEOUT))
         kwargs.update(request.extra)
         return kwargs
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        stream = None
+        """Stream one chat completion.
+
+        The SDK builds and sends the request and turns HTTP errors into its exception classes;
+        the server-sent events are read here as raw lines and parsed with `json`, which costs a
+        few microseconds a chunk where the SDK's typed chunk objects cost a fraction of a
+        millisecond (a burst of chunks would hold up the event loop, and so every other call).
+        """
+        where = f"{self.name}:{request.model}"
+        done = False  # `data: [DONE]` or a finish_reason arrived: the answer is whole
         try:
-            stream = await self.client.chat.completions.create(**self._create_kwargs(request))
-            async for chunk in stream:
-                text = ""
-                if chunk.choices:
-                    delta = chunk.choices[0].delta
-                    text = (getattr(delta, "content", None) or "") if delta is not None else ""
-                usage = getattr(chunk, "usage", None)
-                yield Chunk(
-                    text=text,
-                    usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else None,
+            streaming = self.client.chat.completions.with_streaming_response
+            async with streaming.create(**self._create_kwargs(request)) as response:
+                lines = response.iter_lines()
+                try:
+                    async for line in lines:
+                        if not line.startswith("data:"):
+                            continue  # blank separators, comments and `event:` lines
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            done = True
+                            break
+                        chunk, finished = _parse_chunk(data, where, self.name, request.model)
+                        done = done or finished
+                        if chunk is not None:
+                            yield chunk
+                    if done and response.headers.get("connection", "").lower() != "close":
+                        async for _ in lines:  # read to the end so the connection can be reused
+                            pass
+                finally:
+                    await lines.aclose()
+            if not done:
+                # The connection ended without [DONE] or a finish_reason: the server or a proxy
+                # dropped it mid-answer. The text so far is a fragment, worth trying again.
+                raise ProviderError(
+                    f"{where}: the stream ended before the answer was complete",
+                    provider=self.name, model=request.model, retryable=True,
                 )
         except ProviderError:
             raise
         except Exception as error:  # noqa: BLE001 - translated at the boundary, never leaked
             raise self.translate(error, request.model) from None
-        finally:
-            if stream is not None:
-                await stream.close()
 
     async def list_models(self) -> list[str]:
         try:
@@ -88,8 +152,16 @@ class StainlessProvider:
         sdk = self.sdk
         where = f"{self.name}:{model}" if model else self.name
         status = getattr(error, "status_code", None)
-        if isinstance(error, getattr(sdk, "APITimeoutError", ())):
+        kinds = {cls.__name__ for cls in type(error).__mro__}
+        # The SDK wraps transport errors raised while sending; ones raised while reading a stream
+        # may arrive as the HTTP library's own classes (httpx or httpx2), matched here by name.
+        if isinstance(error, getattr(sdk, "APITimeoutError", ())) or "TimeoutException" in kinds:
             return ProviderError(f"{where}: timed out", provider=self.name, model=model, retryable=True)
+        if "TransportError" in kinds:
+            return ProviderError(
+                f"{where}: connection lost ({_short(str(error) or type(error).__name__)})",
+                provider=self.name, model=model, retryable=True,
+            )
         if isinstance(error, getattr(sdk, "APIConnectionError", ())):
             return ProviderError(
                 f"{where}: cannot connect ({_cause(error)})", provider=self.name, model=model, retryable=True
@@ -111,6 +183,40 @@ class StainlessProvider:
             retry_after=_retry_after(error),
             **kwargs,
         )
+
+
+def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chunk | None, bool]:
+    """One `data:` payload -> (Chunk or None, whether it carried a finish_reason)."""
+    import json
+
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        raise ProviderError(f"{where}: the server sent a malformed stream event ({_short(data, 80)})",
+                            provider=provider, model=model, retryable=True) from None
+    if not isinstance(payload, dict):
+        return None, False
+    error = payload.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise ProviderError(f"{where}: error in the stream ({_short(str(message))})", provider=provider, model=model)
+    text, finished = "", False
+    choices = payload.get("choices") or ()
+    if choices and isinstance(choices[0], dict):
+        delta = choices[0].get("delta") or {}
+        text = (delta.get("content") or "") if isinstance(delta, dict) else ""
+        finished = choices[0].get("finish_reason") is not None
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        return Chunk(text, Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)), finished
+    return (Chunk(text) if text else None), finished
+
+
+def _warm_async_backend() -> None:
+    """Both SDKs run on anyio, which imports its asyncio backend on the first request."""
+    import importlib
+
+    importlib.import_module("anyio._backends._asyncio")
 
 
 def _body_message(error: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import header_secrets
 from .stainless import StainlessProvider
 
 
@@ -15,4 +16,14 @@ class TogetherProvider(StainlessProvider):
             kwargs["base_url"] = base_url
         if headers:
             kwargs["default_headers"] = headers
-        super().__init__(name, together.AsyncTogether(**kwargs), secrets=(api_key,))
+        super().__init__(name, together.AsyncTogether(**kwargs), secrets=(api_key, *header_secrets(headers)))
+
+    async def list_models(self) -> list[str]:
+        # In together>=3, `client.models.list()` lists a project's own uploaded models; the
+        # serverless catalog is still `GET /v1/models` (a JSON list, or {"data": [...]}).
+        try:
+            data = await self.client.get("/v1/models", cast_to=object)
+        except Exception as error:  # noqa: BLE001 - translated at the boundary
+            raise self.translate(error, "") from None
+        items = data.get("data", []) if isinstance(data, dict) else data
+        return sorted(str(m["id"]) for m in items or [] if isinstance(m, dict) and m.get("id"))

@@ -1,0 +1,170 @@
+"""The slash commands of `moa chat`.
+
+One table drives dispatch, /help and Tab completion, so adding a command is adding a row. Every
+command that changes the mix goes through `Chat.change`, i.e. `Settings.with_overrides`, so a
+value is checked exactly as the same flag would be on the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .repl import Chat
+
+QUIT = object()  # what /exit returns to end the chat
+
+
+@dataclass(frozen=True)
+class Command:
+    arg: str  # the argument as /help shows it; "" = none, "[...]" = optional
+    help: str
+    run: Callable[["Chat", str], object]  # may return a coroutine; QUIT ends the chat
+    choices: Callable[["Chat"], list[str]] | None = None  # what Tab offers for the argument
+
+
+def _setting(field: str, parse: Callable[[str], object]) -> Callable[["Chat", str], object]:
+    """A command that sets one Overrides field. A ValueError from `parse` becomes a usage error."""
+    return lambda chat, arg: chat.change(**{field: parse(arg)})
+
+
+def _models(arg: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in arg.replace(" ", ",").split(",") if part.strip())
+
+
+COMMANDS: dict[str, Command] = {
+    "/help": Command("", "show these commands", lambda c, a: show_help(c)),
+    "/exit": Command("", "leave (Ctrl-D works too)", lambda c, a: QUIT),
+    "/quit": Command("", "leave", lambda c, a: QUIT),
+    "/new": Command("", "start a fresh conversation (a new session)", lambda c, a: c.new()),
+    "/history": Command("", "this conversation's turns, briefly", lambda c, a: history(c)),
+    "/retry": Command("", "regenerate the last answer", lambda c, a: retry(c)),
+    "/usage": Command("", "tokens and cost of this conversation so far", lambda c, a: usage(c)),
+    "/save": Command("FILE", "export this conversation (Markdown, or JSON for *.json)", lambda c, a: save(c, a)),
+    "/models": Command("", "the references, aggregator and rounds in use", lambda c, a: models(c)),
+    "/mix": Command("NAME", "switch to a named mix", _setting("mix", str), lambda c: c.settings.mix_names()),
+    "/references": Command("M[,M...]", "set the reference models", _setting("references", _models)),
+    "/aggregator": Command("M", "set the aggregator model", _setting("aggregator", str)),
+    "/rounds": Command("N", "reference rounds (0 = aggregator alone)", _setting("rounds", int)),
+    "/temperature": Command("X", "sampling temperature for every call", _setting("temperature", float)),
+    "/max-tokens": Command("N", "output cap for every call", _setting("max_tokens", int)),
+    "/proposers": Command("[on|off]", "show or hide the reference panels", lambda c, a: proposers(c, a),
+                          lambda c: ["on", "off"]),
+}
+
+
+async def dispatch(chat: "Chat", text: str):
+    """Run one command line; whatever goes wrong is a one-line UsageError and the chat goes on."""
+    name, _, arg = text.partition(" ")
+    command = COMMANDS.get(name.lower())
+    if command is None:
+        raise UsageError(f"unknown command {name} (try /help)")
+    arg = arg.strip()
+    if command.arg and not command.arg.startswith("[") and not arg:
+        raise UsageError(f"usage: {name} {command.arg}")
+    try:
+        outcome = command.run(chat, arg)
+    except ValueError:  # int("x"), float("x"), "/proposers maybe"
+        raise UsageError(f"{name}: bad value {arg!r} (usage: {name} {command.arg})") from None
+    return await outcome if asyncio.iscoroutine(outcome) else outcome
+
+
+def completions(chat: "Chat", text: str) -> Iterator[tuple[str, int]]:
+    """(completion, how many characters it replaces) for a line starting with '/'."""
+    if not text.startswith("/") or "\n" in text:
+        return  # never complete inside a message
+    name, space, word = text.partition(" ")
+    command = COMMANDS.get(name)
+    options = COMMANDS if not space else command.choices(chat) if command and command.choices else []
+    current = word if space else name
+    for option in options:
+        if option.startswith(current) and " " not in word:
+            yield option, len(current)
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def retry(chat: "Chat"):
+    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    if not turns:
+        raise UsageError("/retry: nothing to retry yet")
+    answered = next((t for t in reversed(turns) if t.status == "ok" and t.replaced_by is None), None)
+    last = turns[-1]
+    # A question that failed or was interrupted is asked again; it is not in the context anyway.
+    # Otherwise (including after a failed retry) the newest answer is regenerated and replaced.
+    if last.status != "ok" and (answered is None or last.question != answered.question):
+        return chat.ask(last.question)
+    return chat.ask(answered.question, replaces=answered)
+
+
+def history(chat: "Chat") -> None:
+    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    for t in turns:
+        status = "replaced" if t.replaced_by else t.status
+        chat.say(f"{t.seq:>3}. [{status}] {_short(t.question, 50)} → {_short(t.final, 60) or '-'}")
+    if not turns:
+        chat.say("no turns yet")
+
+
+def usage(chat: "Chat") -> None:
+    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    tokens_in, tokens_out = sum(t.prompt_tokens for t in turns), sum(t.completion_tokens for t in turns)
+    dollars = sum(t.cost or 0.0 for t in turns)
+    unpriced = any(t.cost is None and t.tokens for t in turns)
+    cost = ("cost unknown" if not dollars else f"${dollars:.4f} + unpriced") if unpriced else f"${dollars:.4f}"
+    chat.say(f"{len(turns)} turns · {tokens_in:,} in / {tokens_out:,} out tokens · {cost}")
+
+
+def save(chat: "Chat", file: str) -> None:
+    if chat.session_id is None:
+        raise UsageError("/save: nothing to save yet")
+    path = Path(file).expanduser()
+    try:
+        path.write_text(chat.store.export(chat.session_id, "json" if path.suffix == ".json" else "md") + "\n")
+    except OSError as error:
+        raise UsageError(f"/save: cannot write {path}: {error.strerror}") from None
+    chat.say(f"saved to {path}")
+
+
+def models(chat: "Chat") -> None:
+    mix, options = chat.settings.mix, chat.settings.options
+    chat.say(f"mix {mix.name} · {mix.rounds} round(s) · strategy {mix.strategy}")
+    for number, layer in enumerate(mix.layers, 1):
+        chat.say(f"  round {number}: {', '.join(m.label for m in layer)}")
+    agg = mix.aggregator
+    chat.say(f"  aggregator: {agg.label}")
+    chat.say(f"  temperature {_or_default(agg.temperature)} · max tokens {_or_default(agg.max_tokens)}"
+             f" · multi-turn {_on(options.multi_turn)} · panels {_on(chat.show_proposers)}")
+
+
+def proposers(chat: "Chat", arg: str) -> None:
+    if arg.lower() not in ("", "on", "off"):
+        raise ValueError(arg)
+    chat.show_proposers = not chat.show_proposers if not arg else arg.lower() == "on"
+    chat.say(f"reference panels {_on(chat.show_proposers)}")
+
+
+def show_help(chat: "Chat") -> None:
+    for name, command in COMMANDS.items():
+        chat.say(f"  {(name + ' ' + command.arg).ljust(24)} {command.help}")
+    chat.say("  Enter sends · Alt-Enter (or Esc Enter) adds a line · Ctrl-C stops an answer · Ctrl-D leaves")
+    chat.say("  A line starting with // sends a message that begins with /")
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _or_default(value) -> str:
+    return "default" if value is None else str(value)
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
