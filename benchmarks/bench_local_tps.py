@@ -90,8 +90,11 @@ def main() -> None:
         print(f"  round {round_}: provider {count / seconds_p:6.1f} tok/s   direct {count / seconds_d:6.1f} tok/s"
               f"   ({count} tokens)")
 
-    p, d = statistics.median(provider_rates), statistics.median(direct_rates)
-    print(f"median provider {p:.1f} tok/s, direct {d:.1f} tok/s, ratio {p / d:.3f} (goal >= 0.95)")
+    # Best-of is the steadier figure on a shared machine: with all CPUs in use, one descheduled
+    # llama.cpp thread stalls every barrier, so a busy neighbour can slow a round tenfold.
+    for label, pick in (("median", statistics.median), ("best", max)):
+        p, d = pick(provider_rates), pick(direct_rates)
+        print(f"{label:>6}: provider {p:.1f} tok/s, direct {d:.1f} tok/s, ratio {p / d:.3f} (goal >= 0.95)")
     print(f"peak RSS: {rss_provider:.0f} MiB with the provider's model, {peak_rss_mb():.0f} MiB with both loaded")
 
 

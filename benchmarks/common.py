@@ -29,10 +29,15 @@ MOA = shutil.which("moa", path=str(Path(sys.executable).parent)) or shutil.which
 
 
 class Server:
-    """`with Server({"m1": {"delay": 1.0}}) as s:` ... then `s.log` after the block."""
+    """`with Server({"m1": {"delay": 1.0}}) as s:` ... then `s.log` after the block.
 
-    def __init__(self, script: dict):
+    Streams are chunked on kept-alive connections, as real APIs send them, so a later call can
+    reuse a connection; `keep_alive=False` closes the connection after every stream instead.
+    """
+
+    def __init__(self, script: dict, keep_alive: bool = True):
         self.script = script
+        self.keep_alive = keep_alive
         self.log: list[dict] = []
         self._dir = tempfile.TemporaryDirectory(prefix="moa-bench-")
 
@@ -42,7 +47,7 @@ class Server:
         self._log_path = d / "log.jsonl"
         self.proc = subprocess.Popen(
             [sys.executable, str(FAKESERVER), "--port", "0", "--script", str(d / "script.json"),
-             "--log", str(self._log_path)],
+             "--log", str(self._log_path), *(["--keep-alive"] if self.keep_alive else [])],
             stdout=subprocess.PIPE, text=True,
         )
         self.url = self.proc.stdout.readline().strip()

@@ -108,7 +108,7 @@ class Engine:
                 turn.rounds.append(results)
                 ok = [r for r in results if r.status == "ok"]
                 if not ok:
-                    reasons = "; ".join(f"{r.call.label}: {r.error}" for r in results)
+                    reasons = "; ".join(_labelled(r.call, r.error or r.status) for r in results)
                     raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn, results)
                 answers = [r.text for r in ok]
 
@@ -299,7 +299,10 @@ class Engine:
 
 def _name_call(call: Call, error: ProviderError) -> str:
     """The error's message, starting with the call's `provider:model` exactly once."""
-    message = str(error)
+    return _labelled(call, str(error))
+
+
+def _labelled(call: Call, message: str) -> str:
     return message if message.startswith(call.label) else f"{call.label}: {message}"
 
 

@@ -37,8 +37,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
+                 keep_alive: bool = False):
         self.behaviours: dict[str, Behaviour] = {}
+        # Streams close their connection by default; with keep_alive they are sent chunked and
+        # the connection stays open for the client's next request, as real APIs do.
+        self.keep_alive = keep_alive
         self.log: list[dict] = []
         self.counts: dict[str, int] = {}
         self.api_key = api_key
@@ -189,10 +193,17 @@ def _make_handler(server: FakeServer):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
+            if server.keep_alive:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.flush()
-            self.close_connection = True
+            self.close_connection = True  # until the stream has ended cleanly
+
+            def write(data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if server.keep_alive else data)
+
             if behaviour.hang:
                 entry["outcome"] = "hang"
                 entry["client_closed"] = self._wait_for_close(None)
@@ -217,20 +228,23 @@ def _make_handler(server: FakeServer):
                         return
                     delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
                     entry.setdefault("first_chunk", time.time())  # when the first token left
-                    self.wfile.write(event({
+                    write(event({
                         "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
                         "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
                     }))
                     self.wfile.flush()
-                self.wfile.write(event({
+                write(event({
                     "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                 }))
-                self.wfile.write(event({
+                write(event({
                     "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
                     "choices": [], "usage": usage,
                 }))
-                self.wfile.write(b"data: [DONE]\n\n")
+                write(b"data: [DONE]\n\n")
+                if server.keep_alive:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.close_connection = False
                 self.wfile.flush()
                 entry["outcome"] = 200
             except (BrokenPipeError, ConnectionResetError):
@@ -276,8 +290,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--script", help="JSON file: {model: {behaviour fields}}")
     parser.add_argument("--log", help="write the request log here as JSON lines on exit")
+    parser.add_argument("--keep-alive", action="store_true", help="chunked streams on kept-alive connections")
     args = parser.parse_args()
-    server = FakeServer(port=args.port)
+    server = FakeServer(port=args.port, keep_alive=args.keep_alive)
     if args.script:
         with open(args.script) as handle:
             for model, behaviour in json.load(handle).items():

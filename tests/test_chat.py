@@ -337,3 +337,15 @@ def test_piped_ctrl_c_mid_turn_stores_the_turn_as_interrupted_and_exits_130(serv
     with db(moa_env) as store:
         (session,) = store.list_sessions()
         assert [(t.question, t.status) for t in store.turns(session.id)] == [("stuck", "interrupted")]
+
+
+def test_mix_command_switches_to_a_named_mix_and_its_provider(chat, server):
+    child = chat(*MIX)
+    ask(child, "q1", "agg answer 1: q1")
+    child.send("/mix together-2025\r")
+    child.expect_exact("now using together-2025")  # the -r/-a flags described the old mix: dropped
+    ask(child, "q2", "deepseek-ai/DeepSeek-V3 answer", prompt="together-2025>")
+    models = {r["model"] for r in server.requests()[3:]}  # after the first turn's m1, m2 and agg
+    assert "deepseek-ai/DeepSeek-V3" in models and not models & {"m1", "m2", "agg"}
+    agg = [r for r in server.requests("deepseek-ai/DeepSeek-V3") if r["body"]["messages"][0]["role"] == "system"]
+    assert agg[-1]["body"]["messages"][1:] == [user("q1"), assistant("agg answer 1: q1"), user("q2")]

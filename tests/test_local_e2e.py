@@ -33,7 +33,7 @@ def no_keys(moa_env):
 def test_no_key_runs_the_local_mix_with_a_note(moa, no_keys):
     out = moa("ask", "--json", "--max-tokens", "12", "Name a colour.", env=no_keys, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "local mix" in out.stderr and "TOGETHER_API_KEY" in out.stderr
+    assert "'local' mix" in out.stderr and "TOGETHER_API_KEY" in out.stderr
     data = json.loads(out.stdout)
     assert data["mix"] == "local"
     refs = data["rounds"][0]
@@ -69,13 +69,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server():
+def llama_server(tmp_path_factory):
     """llama-cpp-python's own OpenAI-compatible server serving SmolLM2 on 127.0.0.1."""
     port = _free_port()
+    # Its log goes to a file: an unread pipe fills up and would block the server.
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_path(), "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
+         # By default the server aborts a running stream when the next request arrives; a mix
+         # sends several at once, so let them queue instead.
+         "--interrupt_requests", "False"],
+        stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
     while True:
@@ -85,7 +91,7 @@ def llama_server():
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError("llama_cpp.server did not start: " + proc.stderr.read().decode()[-2000:])
+                raise AssertionError("llama_cpp.server did not start: " + log_path.read_text(errors="replace")[-2000:])
             time.sleep(0.2)  # polling for readiness, not an assertion
     yield f"http://127.0.0.1:{port}/v1"
     proc.terminate()
@@ -93,6 +99,7 @@ def llama_server():
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 def test_openai_provider_against_llama_cpp_server(moa, llama_server):

@@ -126,6 +126,7 @@ def test_401_everywhere_fails_the_turn_with_the_key_exit_code(moa, server):
     assert [len(server.requests(m)) for m in ("m1", "m2", "m3", "agg")] == [1, 1, 1, 0]
     errors = [line for line in out.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "openai:m1: HTTP 401" in errors[0]
+    assert "openai:m1: openai:m1" not in errors[0]  # each call named once
 
 
 # ------------------------------------------------------------------ stragglers and cancellation

@@ -250,7 +250,7 @@ def _fit(llm, request: ChatRequest) -> tuple[list[dict], str]:
         longest = max(range(len(sizes)), key=sizes.__getitem__)
         content = tokens(messages[longest])
         if not content:
-            break  # nothing left to cut: llama.cpp shortens the answer instead
+            break  # nothing left to cut: llama.cpp caps the answer (or rejects a prompt over n_ctx)
         keep = len(content) - (sum(sizes) - budget) - 4  # 4: room for the marker
         cut = llm.detokenize(content[:keep]).decode("utf-8", "ignore") + " […]" if keep > 0 else ""
         messages[longest]["content"] = cut

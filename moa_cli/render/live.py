@@ -147,7 +147,7 @@ class LiveRenderer:
                 panel.status = result.status
                 if result.status == "ok" and result.started is not None and result.finished is not None:
                     panel.detail = f"{result.finished - result.started:.1f}s · {result.usage.completion_tokens} tok"
-                elif result.error:
+                elif result.error and result.error != result.status:
                     panel.detail = result.error[:40]
             if event.call.role == "reference" and result.status in ("failed", "cut"):
                 self.warn(describe_failure(result))
