@@ -245,6 +245,11 @@ class Engine:
                 try:
                     await self._stream_into(result, model.provider, request)
                     result.status = "ok"
+                    if not result.usage.prompt_tokens and not result.usage.completion_tokens:
+                        # Some servers (llama.cpp's, older vLLM) send no usage: estimate it, and say so.
+                        result.usage = Usage(prompt_tokens=prompts.estimate_tokens(messages),
+                                             completion_tokens=result.chunks)
+                        result.usage_estimated = True
                     break
                 except Exception as error:  # noqa: BLE001 - a provider bug must not kill the turn
                     if not isinstance(error, ProviderError):
@@ -257,7 +262,7 @@ class Engine:
                     self.emit(Notice(f"{message} — retrying in {delay:.1f}s (try {attempt + 2} of {tries})"))
                     if result.text:
                         self.emit(CallRestarted(call))  # the retry starts the answer from scratch
-                    result.text, result.usage = "", Usage()
+                    result.text, result.usage, result.chunks = "", Usage(), 0
                     await asyncio.sleep(delay)
         except asyncio.CancelledError:
             cut = call in self._cut
@@ -287,6 +292,7 @@ class Engine:
                         if result.first_token is None:
                             result.first_token = self._now()
                         result.text += chunk.text
+                        result.chunks += 1
                         self.emit(CallDelta(call, chunk.text))
                     if chunk.usage is not None:
                         result.usage = chunk.usage

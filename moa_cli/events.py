@@ -26,6 +26,8 @@ class CallResult:
     error: str | None = None
     error_status: int | None = None  # the HTTP status behind a failure, when there was one
     usage: Usage = Usage()
+    usage_estimated: bool = False  # the provider reported no usage; these counts are estimates
+    chunks: int = 0  # streamed text chunks (about one token each)
     started: float | None = None  # seconds since the turn started
     first_token: float | None = None
     finished: float | None = None
@@ -42,6 +44,7 @@ class CallResult:
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
+                "estimated": self.usage_estimated,
             },
             "timings": {
                 "started": _r(self.started),

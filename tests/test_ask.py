@@ -91,6 +91,7 @@ def test_json_output_has_every_answer_usage_and_timings(moa, server):
     for answer in data["rounds"][0]:
         assert answer["status"] == "ok" and answer["text"]
         assert answer["usage"]["completion_tokens"] > 0
+        assert answer["usage"]["estimated"] is False  # the server reported it
         assert answer["timings"]["finished"] >= answer["timings"]["started"]
     assert data["aggregator"]["usage"]["prompt_tokens"] > 0
     assert data["usage"]["completion_tokens"] == sum(

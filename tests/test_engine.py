@@ -236,3 +236,17 @@ def test_final_deltas_are_emitted_for_the_aggregator():
     _, events = run(make_mix(), rec)
     text = "".join(e.text for e in events if isinstance(e, CallDelta) and e.call.role == "aggregator")
     assert text == "agg says hi (saw 1)"
+
+
+def test_usage_is_estimated_and_flagged_when_the_provider_reports_none():
+    async def no_usage(request):
+        yield "three "
+        yield "chunks "
+        yield "here"
+
+    pool = ProviderPool(lambda name: CallableProvider(no_usage, name))
+    turn = asyncio.run(Engine(pool, RunOptions()).run_turn(make_mix(), [{"role": "user", "content": "q"}]))
+    for result in turn.calls():
+        assert result.usage_estimated is True
+        assert result.usage.completion_tokens == 3
+        assert result.usage.prompt_tokens > 0
