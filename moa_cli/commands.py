@@ -47,8 +47,9 @@ EXAMPLE_CONFIG = """\
 # reference_max_tokens = 512 # a cap for reference models only
 # timeout = 60               # seconds per call (connect and read)
 # retries = 2
-# proposer_deadline = 120    # cut slow references after this many seconds...
-# min_proposers = 1          # ...once this many answers of the round are in
+# min_proposers = 1          # answers a round needs before a straggler may be cut
+# proposer_deadline = 30     # cut stragglers this many seconds into a round (default: cut a
+#                            # reference that sent nothing for max(15 s, 2x the answers' time))
 
 ## Any OpenAI-compatible endpoint becomes a provider; use it as "mylab:MODEL".
 # [providers.mylab]

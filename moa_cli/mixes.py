@@ -56,9 +56,9 @@ BUILTIN_MIXES: dict[str, dict] = {
     },
     "coding-oss": {
         "description": "Open-source coding mix: code models answer, a code-review aggregator prompt merges them",
-        "source": "Catena Labs, 'Building a High-Performance Open-Source Coding Mix' (catena.xyz, 2024): "
-        "open-weight proposers and a large open aggregator with a coding-focused prompt. Current "
-        "Together models; the 'coding' strategy is moa's own code-review prompt.",
+        "source": "Catena Labs' open-source coding mix (2024): DeepSeek-2.5 and Mistral Large 2 "
+        "proposing, Llama 3.1 405B aggregating with a coding-focused prompt. Here DeepSeek-V3 and "
+        "Qwen2.5 Coder stand in on Together; the 'coding' strategy is moa's own code-review prompt.",
         "layers": [[DEEPSEEK_V3, QWEN_CODER]],
         "aggregator": LLAMA_405B,
         "strategy": "coding",

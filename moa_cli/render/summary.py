@@ -42,4 +42,6 @@ def summary_line(turn: TurnResult, prices: Mapping) -> str:
 
 def describe_failure(result: CallResult) -> str:
     what = "cut (too slow)" if result.status == "cut" else "failed"
-    return f"reference {result.call.label} (round {result.call.round}) {what}: {result.error}; dropped from the round"
+    label = result.call.label
+    error = (result.error or "").removeprefix(f"{label}: ")  # errors already start with the label
+    return f"reference {label} (round {result.call.round}) {what}: {error}; dropped from the round"
