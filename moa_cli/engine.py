@@ -128,12 +128,14 @@ class Engine:
                 turn.final, turn.fallback = best.text, best.call.label
                 self.emit(
                     Notice(
-                        f"aggregator {call.label} failed ({turn.aggregate.error}); "
+                        f"aggregator {call.label} failed ({_unlabelled(call, turn.aggregate.error)}); "
                         f"answering with {best.call.label}'s reference answer"
                     )
                 )
             else:
-                raise TurnFailed(f"aggregator {call.label} failed: {turn.aggregate.error}", turn, [turn.aggregate])
+                raise TurnFailed(
+                    f"aggregator {call.label} failed: {_unlabelled(call, turn.aggregate.error)}", turn, [turn.aggregate]
+                )
         finally:
             turn.elapsed = time.monotonic() - t0
         return turn
@@ -306,6 +308,11 @@ class Engine:
 def _name_call(call: Call, error: ProviderError) -> str:
     """The error's message, starting with the call's `provider:model` exactly once."""
     return _labelled(call, str(error))
+
+
+def _unlabelled(call: Call, message: str | None) -> str:
+    """The message without its leading `provider:model: `, for sentences that name the call."""
+    return (message or "").removeprefix(f"{call.label}: ")
 
 
 def _labelled(call: Call, message: str) -> str:

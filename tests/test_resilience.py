@@ -91,7 +91,7 @@ def test_permanent_500_fails_after_exactly_the_configured_tries_and_names_the_ca
     assert (m1["status"], m1["error_status"]) == ("failed", 500)
     assert m1["error"] == "openai:m1: HTTP 500 (injected 500)"  # provider, model and status, once each
     assert "m1 answer" not in agg_system(server)
-    assert "reference openai:m1 (round 1) failed: openai:m1: HTTP 500" in out.stderr
+    assert "reference openai:m1 (round 1) failed: HTTP 500" in out.stderr
 
 
 def test_retries_from_the_config_file_are_honoured(moa, server, moa_env):
@@ -250,7 +250,7 @@ def test_aggregator_failure_falls_back_to_a_reference_answer(moa, server):
     assert data["final"] == by_model(data)[data["fallback"]]["text"]
     assert data["aggregator"]["status"] == "failed"
     assert data["aggregator"]["error"] == "openai:agg: HTTP 500 (injected 500)"
-    assert f"aggregator openai:agg failed (openai:agg: HTTP 500 (injected 500)); answering with {data['fallback']}" in out.stderr
+    assert f"aggregator openai:agg failed (HTTP 500 (injected 500)); answering with {data['fallback']}" in out.stderr
     plain = moa("ask", *MIX, "--retries", "0", "q")
     assert plain.returncode == 0 and plain.stdout.strip().startswith("m")  # a reference's answer
     assert "answering with" in plain.stderr
@@ -262,7 +262,7 @@ def test_aggregator_failure_without_fallback_exits_1_and_names_the_call(moa, ser
     assert out.returncode == 1
     assert out.stdout == ""
     errors = [line for line in out.stderr.splitlines() if "error:" in line]
-    assert errors == ["moa: error: aggregator openai:agg failed: openai:agg: HTTP 502 (injected 502)"]
+    assert errors == ["moa: error: aggregator openai:agg failed: HTTP 502 (injected 502)"]
     assert outcomes(server, "agg") == [502, 502]
     assert [len(server.requests(m)) for m in ("m1", "m2", "m3")] == [1, 1, 1]
 
