@@ -9,6 +9,7 @@ from .config import Settings
 from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError
 from .events import TurnResult
 from .render import pick_renderer
+from .render.summary import turn_cost
 from .turn import open_pool, run_turn
 
 
@@ -42,26 +43,33 @@ def ask_once(
         history = store.context_messages(session.id)
     renderer = pick_renderer(json_output=json_output, prices=settings.prices, force_plain=plain)
     conversation = history + [{"role": "user", "content": text}]
-    turn: TurnResult | None = None
-    try:
-        turn = asyncio.run(_run(settings, conversation, renderer))
-    except KeyboardInterrupt:
-        renderer.close()
-        if store is not None:
-            store.add_turn(session.id, text, None, status="interrupted", error="interrupted")
-        warn("error: interrupted")
-        return EXIT_INTERRUPTED
-    except MoaError as error:
-        renderer.close()
-        if store is not None:
-            store.add_turn(session.id, text, None, status="failed", error=str(error))
-        raise
-    renderer.finish(turn)
-    if store is not None:
-        from .render.summary import turn_cost
 
-        dollars, unknown = turn_cost(turn, settings.prices)
-        store.add_turn(session.id, text, turn, status="ok", cost=None if unknown else dollars)
+    def save(turn: TurnResult | None, status: str, error: str | None = None) -> None:
+        if store is not None:
+            dollars, unknown = turn_cost(turn, settings.prices) if turn else (0.0, [])
+            store.add_turn(session.id, text, turn, status=status, error=error,
+                           cost=None if unknown or turn is None else dollars)
+
+    try:
+        try:
+            turn = asyncio.run(_run(settings, conversation, renderer))
+        except KeyboardInterrupt:
+            renderer.close()
+            save(None, "interrupted", "interrupted")
+            warn("error: interrupted")
+            return EXIT_INTERRUPTED
+        except MoaError as error:
+            renderer.close()
+            partial = getattr(error, "turn", None)  # the answers that did arrive are kept
+            save(partial, "failed", str(error))
+            if json_output and partial is not None:
+                renderer.finish(partial, error=str(error))
+            raise
+        renderer.finish(turn)
+        save(turn, "ok")
+    finally:
+        if store is not None:
+            store.close()
     return EXIT_OK
 
 

@@ -175,3 +175,22 @@ def test_dotenv_file_supplies_keys_but_the_environment_wins(moa, server, tmp_pat
     assert out.returncode == 0, out.stderr  # key from .env, base URL from the real environment
     server.api_key = "from-dotenv"
     assert moa("ask", "-r", "openai:m1", "-a", "openai:agg", "q", env={"OPENAI_API_KEY": None}).returncode == 0
+
+
+def test_json_on_a_failed_turn_still_prints_every_answer_that_arrived(moa, server):
+    server.script("agg", status=400)
+    out = moa("ask", *OPENAI_MIX, "--no-fallback", "--json", "q")
+    assert out.returncode == 1
+    data = json.loads(out.stdout)
+    assert data["error"].startswith("aggregator openai:agg failed")
+    assert data["final"] == ""
+    assert [a["status"] for a in data["rounds"][0]] == ["ok", "ok", "ok"]
+    assert data["aggregator"]["status"] == "failed" and data["aggregator"]["error_status"] == 400
+
+
+def test_ask_continue_keeps_a_failed_turns_answers_in_the_session(moa, server):
+    server.script("agg", status=400)
+    assert moa("ask", *OPENAI_MIX, "--no-fallback", "--continue", "q").returncode == 1
+    shown = moa("history", "show", "1", "--proposals")
+    assert shown.returncode == 0, shown.stderr
+    assert "m1 answer 1: q" in shown.stdout

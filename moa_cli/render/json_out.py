@@ -25,8 +25,10 @@ class JsonRenderer:
         self.notices.append(message)
         sys.stderr.write(f"moa: warning: {message}\n")
 
-    def finish(self, turn: TurnResult) -> None:
+    def finish(self, turn: TurnResult, error: str | None = None) -> None:
+        """Print the turn; a failed turn (with `error`) still shows every answer that arrived."""
         data = turn.to_dict()
+        data["error"] = error
         dollars, unknown = turn_cost(turn, self.prices)
         data["usage"]["cost_usd"] = None if unknown else round(dollars, 6)
         data["usage"]["unpriced_models"] = unknown
