@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import select
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -292,6 +293,10 @@ def main() -> None:
     parser.add_argument("--log", help="write the request log here as JSON lines on exit")
     parser.add_argument("--keep-alive", action="store_true", help="chunked streams on kept-alive connections")
     args = parser.parse_args()
+    # Run as its own process (benchmarks), the server is a handful of threads sharing one GIL;
+    # with Python's default 5 ms switch interval a thread ready to answer can wait that long,
+    # which would be charged to the client being measured.
+    sys.setswitchinterval(1e-4)
     server = FakeServer(port=args.port, keep_alive=args.keep_alive)
     if args.script:
         with open(args.script) as handle:
