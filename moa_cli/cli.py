@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, List, Optional
 
@@ -157,10 +158,15 @@ def keys(
 
 
 def main() -> None:
-    """Entry point: one-line errors with documented exit codes, never a traceback."""
+    """Entry point: run, then leave with the exit code."""
+    _exit(run(sys.argv[1:]))
+
+
+def run(argv: list[str]) -> int:
+    """Run one command: one-line errors with documented exit codes, never a traceback."""
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=sys.argv[1:], prog_name="moa", standalone_mode=False)
+        code = command.main(args=argv, prog_name="moa", standalone_mode=False)
     except MoaError as error:
         _error(error.message)
         code = error.exit_code
@@ -184,9 +190,13 @@ def main() -> None:
             code = EXIT_INTERRUPTED
         elif "Exit" in kinds:
             code = error.exit_code
-        else:
+        elif os.environ.get("MOA_DEBUG"):
             raise
-    _exit(code if isinstance(code, int) else 0)
+        else:
+            # A bug in moa, not bad input: still one line, with the way to see more.
+            _error(f"internal error: {type(error).__name__}: {error} (run with MOA_DEBUG=1 for a traceback)")
+            code = 1
+    return code if isinstance(code, int) else 0
 
 
 def _exit(code: int) -> None:
@@ -200,8 +210,6 @@ def _exit(code: int) -> None:
             stream.flush()
         except (BrokenPipeError, ValueError, OSError):
             pass
-    import os
-
     os._exit(code)
 
 

@@ -16,10 +16,7 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_help_imports_no_sdk():
-    modules = loaded_after(
-        "import sys\nsys.argv = ['moa', '--help']\nfrom moa_cli import cli\n"
-        "try:\n    cli.main()\nexcept SystemExit:\n    pass"
-    )
+    modules = loaded_after("from moa_cli import cli\nassert cli.run(['--help']) == 0")
     assert "moa_cli" in modules
     assert not modules & set(HEAVY), modules & set(HEAVY)
 
