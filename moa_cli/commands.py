@@ -18,21 +18,11 @@ from typing import Any, Mapping
 from . import keys as keystore
 from . import mixes as builtin_mixes
 from . import paths
-from .config import (
-    Overrides,
-    is_credential_header,
-    load_config_file,
-    load_env,
-    load_providers,
-    load_settings,
-    resolve,
-    secret_values,
-    toml_key,
-    toml_string,
-)
+from .config import Overrides, load_config_file, load_env, load_providers, load_settings, resolve, secret_values
 from .errors import ConfigError, UsageError, redact
-from .providers import BUILTIN_PROVIDERS
 from .models import Mix, ModelSettings
+from .providers import BUILTIN_PROVIDERS, is_credential_header
+from .validate import toml_key, toml_string
 
 EXAMPLE_CONFIG = """\
 ## moa configuration (TOML). Every section is optional: built-in mixes and providers always exist.

@@ -11,7 +11,6 @@ expected (exit code 2). The file is only ever read, never rewritten.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
@@ -21,10 +20,9 @@ from typing import Any, Mapping
 
 from . import catalog, keys, mixes, paths
 from .errors import ConfigError, UsageError
+from .validate import check_value, one_line, show, toml_key
 from .models import Mix, ModelSettings, RunOptions
-from .providers import (  # noqa: F401 - is_credential_header is re-exported for commands
-    BUILTIN_PROVIDERS, KINDS, ProviderSpec, find_key, header_secrets, is_credential_header, split_spec,
-)
+from .providers import BUILTIN_PROVIDERS, KINDS, ProviderSpec, find_key, header_secrets, split_spec
 
 MODEL_KEYS = frozenset({"temperature", "max_tokens", "system", "timeout", "weight", "seed", "context_window"})
 RUN_OPTION_KEYS = frozenset(f.name for f in fields(RunOptions)) - {"extra"}
@@ -126,7 +124,7 @@ def load_config_file(path: Path) -> dict:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(_one_line(f"config error in {path}: invalid TOML: {error}")) from None
+        raise ConfigError(one_line(f"config error in {path}: invalid TOML: {error}")) from None
     except UnicodeDecodeError:
         raise ConfigError(f"config error in {path}: invalid TOML: the file is not UTF-8 text") from None
     except OSError as error:
@@ -282,14 +280,14 @@ def _defaults(config: Mapping[str, Any], where: str) -> dict[str, Any]:
     for key, value in table.items():
         if key not in DEFAULTS_KEYS:
             raise ConfigError(
-                _one_line(f"{prefix} unknown key '{key}' (expected one of: {', '.join(sorted(DEFAULTS_KEYS))})")
+                one_line(f"{prefix} unknown key '{key}' (expected one of: {', '.join(sorted(DEFAULTS_KEYS))})")
             )
         if key == "mix":
             if not isinstance(value, str) or not value:
-                raise ConfigError(f"{prefix} mix: expected the name of a mix (a string), got {_show(value)}")
+                raise ConfigError(f"{prefix} mix: expected the name of a mix (a string), got {show(value)}")
             checked[key] = value
         else:
-            checked[key] = _check_value(key, value, prefix, ConfigError)
+            checked[key] = check_value(key, value, prefix, ConfigError)
     return checked
 
 
@@ -314,7 +312,7 @@ def _providers(config: Mapping[str, Any], where: str) -> dict[str, ProviderSpec]
         builtin = BUILTIN_PROVIDERS.get(name)
         kind = table.get("kind", builtin.kind if builtin else "openai")
         if kind not in KINDS:
-            raise ConfigError(f"{prefix} kind: expected one of {', '.join(KINDS)}, got {_show(kind)}")
+            raise ConfigError(f"{prefix} kind: expected one of {', '.join(KINDS)}, got {show(kind)}")
         base_url = table.get("base_url", builtin.base_url if builtin else None)
         if "base_url" in table and (not isinstance(base_url, str) or not base_url.startswith(("http://", "https://"))):
             raise ConfigError(f"{prefix} base_url: expected a URL starting with http:// or https://")
@@ -332,7 +330,7 @@ def _providers(config: Mapping[str, Any], where: str) -> dict[str, ProviderSpec]
             raise ConfigError(f"{prefix} headers: expected a table of strings, like headers = {{ \"X-Team\" = \"lab\" }}")
         key_required = table.get("key_required", api_key_env is not None)
         if not isinstance(key_required, bool):
-            raise ConfigError(f"{prefix} key_required: expected true or false, got {_show(key_required)}")
+            raise ConfigError(f"{prefix} key_required: expected true or false, got {show(key_required)}")
         description = table.get("description", builtin.description if builtin else "")
         if not isinstance(description, str):
             raise ConfigError(f"{prefix} description: expected a string")
@@ -358,7 +356,7 @@ def _resolve_mix(
     kept for models one may pick with -r)."""
 
     def fail(key: str, problem: str):
-        raise ConfigError(_one_line(f"config error in {where} {key}: {problem}" if key
+        raise ConfigError(one_line(f"config error in {where} {key}: {problem}" if key
                                     else f"config error in {where} {problem}"))
 
     if not isinstance(data, dict):
@@ -372,13 +370,13 @@ def _resolve_mix(
     prefix = f"config error in {where}"
     # [defaults] < the mix's own values < per-model tables < the entry itself.
     model_defaults = {k: v for k, v in defaults.items() if k in MODEL_KEYS}
-    mix_level = {k: _check_value(k, data[k], prefix, ConfigError) for k in MODEL_KEYS if k in data}
+    mix_level = {k: check_value(k, data[k], prefix, ConfigError) for k in MODEL_KEYS if k in data}
     ref_defaults = dict(model_defaults)
     if "reference_max_tokens" in defaults:
         ref_defaults["max_tokens"] = defaults["reference_max_tokens"]
     per_model = _per_model_tables(data.get("models", {}), providers, prefix)
 
-    rounds = _check_value("rounds", data["rounds"], prefix, ConfigError) if "rounds" in data else None
+    rounds = check_value("rounds", data["rounds"], prefix, ConfigError) if "rounds" in data else None
     if "layers" in data and "references" in data:
         fail("references", "give either layers or references (with rounds), not both")
     if "layers" in data:
@@ -422,7 +420,7 @@ def _resolve_mix(
             fail(key, f"{error.message}; define it in a [providers.NAME] table")
         label = f"{provider}:{model_id}"
         used.add(label)
-        inline = {k: _check_value(k, v, f"{prefix} {key}", ConfigError) for k, v in entry.items() if k != "model"}
+        inline = {k: check_value(k, v, f"{prefix} {key}", ConfigError) for k, v in entry.items() if k != "model"}
         values = {**defaults_here, **mix_level, **per_model.get(label, {}), **inline}
         if values.get("context_window") is None:
             values["context_window"] = catalog.CONTEXT_WINDOWS.get(label)
@@ -438,8 +436,8 @@ def _resolve_mix(
     strategy = data.get("strategy", "synthesize")
     if not isinstance(strategy, str) or (strategy not in STRATEGIES and "{answers}" not in strategy):
         fail("strategy", "expected synthesize, rank, coding, or a template containing {answers} "
-                         f"(and optionally {{question}}), got {_show(strategy)}")
-    shuffle = _check_value("shuffle", data.get("shuffle", False), prefix, ConfigError)
+                         f"(and optionally {{question}}), got {show(strategy)}")
+    shuffle = check_value("shuffle", data.get("shuffle", False), prefix, ConfigError)
     if unused is not None:
         unused.extend(sorted(set(per_model) - used))
     return Mix(
@@ -463,13 +461,13 @@ def _per_model_tables(tables, providers, prefix: str) -> dict[str, dict]:
         try:
             provider, model_id = split_spec(spec, providers, strict=True)
         except UsageError as error:
-            raise ConfigError(_one_line(f"{here}: {error.message}")) from None
+            raise ConfigError(one_line(f"{here}: {error.message}")) from None
         bad = set(table) - MODEL_KEYS
         if bad:
-            raise ConfigError(_one_line(
+            raise ConfigError(one_line(
                 f"{here}: unknown model setting '{sorted(bad)[0]}' (expected one of: {', '.join(sorted(MODEL_KEYS))})"
             ))
-        out[f"{provider}:{model_id}"] = {k: _check_value(k, v, here, ConfigError) for k, v in table.items()}
+        out[f"{provider}:{model_id}"] = {k: check_value(k, v, here, ConfigError) for k, v in table.items()}
     return out
 
 
@@ -507,10 +505,10 @@ def _pricing(config: Mapping, providers, where: str) -> dict[str, tuple[float, f
         try:
             provider, model_id = split_spec(label, providers, strict=True)
         except UsageError as error:
-            raise ConfigError(_one_line(f"{here} {error.message}")) from None
+            raise ConfigError(one_line(f"{here} {error.message}")) from None
         prices[f"{provider}:{model_id}"] = (
-            _check_value("price", table["input"], here, ConfigError, label="input"),
-            _check_value("price", table["output"], here, ConfigError, label="output"),
+            check_value("price", table["input"], here, ConfigError, label="input"),
+            check_value("price", table["output"], here, ConfigError, label="output"),
         )
     return prices
 
@@ -546,75 +544,12 @@ def secret_values(
     return tuple(sorted((v for v in values if len(v) >= 4), key=len, reverse=True))
 
 
-# ---------------------------------------------------------------- validation
-
-# name -> (type, minimum, maximum, what a user should give)
-_RULES: dict[str, tuple[type, float | None, float | None, str]] = {
-    "temperature": (float, 0.0, 2.0, "a number from 0 to 2"),
-    "max_tokens": (int, 1, None, "a whole number of at least 1"),
-    "reference_max_tokens": (int, 1, None, "a whole number of at least 1"),
-    "timeout": (float, 0.001, None, "a number of seconds above 0"),
-    "weight": (float, 0.0, None, "a number of at least 0"),
-    "seed": (int, None, None, "a whole number"),
-    "context_window": (int, 256, None, "a whole number of at least 256"),
-    "rounds": (int, 0, 10, "a whole number from 0 to 10"),
-    "retries": (int, 0, 10, "a whole number from 0 to 10"),
-    "backoff": (float, 0.0, 60.0, "a number of seconds from 0 to 60"),
-    "min_proposers": (int, 1, None, "a whole number of at least 1"),
-    "proposer_deadline": (float, 0.0, None, "a number of seconds of at least 0"),
-    "concurrency": (int, 1, None, "a whole number of at least 1"),
-    "price": (float, 0.0, None, "a number of dollars of at least 0"),
-}
-
-
-def _check_value(name: str, value, prefix: str, error=UsageError, label: str | None = None):
-    """Check one setting. The message is "<prefix> <label>: expected ..., got ..."."""
-    label = label or name
-    if name == "system":
-        if not isinstance(value, str):
-            raise error(f"{prefix} {label}: expected a string, got {_show(value)}")
-        return value
-    if name in ("fallback", "multi_turn", "shuffle"):
-        if not isinstance(value, bool):
-            raise error(f"{prefix} {label}: expected true or false, got {_show(value)}")
-        return value
-    rule = _RULES.get(name)
-    if rule is None:
-        return value
-    kind, low, high, expected = rule
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and kind is int:
-        ok = float(value).is_integer()
-    if not ok or (low is not None and value < low) or (high is not None and value > high):
-        raise error(f"{prefix} {label}: expected {expected}, got {_show(value)}")
-    return kind(value)
-
-
-def _show(value) -> str:
-    """A value for an error message. Strings are not echoed: they might be a pasted secret."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def _check_flags(o: Overrides) -> None:
     for name in ("temperature", "max_tokens", "reference_max_tokens", "timeout", "rounds", "retries",
                  "min_proposers", "proposer_deadline", "concurrency"):
         value = getattr(o, name)
         if value is not None:
-            _check_value(name, value, "invalid value for", UsageError, label="--" + name.replace("_", "-"))
+            check_value(name, value, "invalid value for", UsageError, label="--" + name.replace("_", "-"))
     if o.mix is not None and not o.mix.strip():
         raise UsageError("--mix: expected a mix name (see `moa mixes`)")
 
@@ -622,22 +557,8 @@ def _check_flags(o: Overrides) -> None:
 def _check_shape(data: Mapping, where: str) -> None:
     for key, value in data.items():
         if key not in SECTIONS:
-            raise ConfigError(_one_line(
+            raise ConfigError(one_line(
                 f"config error in {where}: unknown section '{key}' (expected one of: {', '.join(SECTIONS)})"
             ))
         if not isinstance(value, dict):
             raise ConfigError(f"config error in {where}: {key}: expected a table, like [{key}]")
-
-
-def toml_key(name: str) -> str:
-    """A TOML key: bare when it can be, else a quoted string."""
-    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        return name
-    return toml_string(name)
-
-
-def toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escaping, plus DEL, which TOML does not allow raw."""
-    import json
-
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

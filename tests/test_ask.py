@@ -170,7 +170,7 @@ def test_provider_outage_is_a_clear_error(moa):
 
 
 def test_dotenv_file_supplies_keys_but_the_environment_wins(moa, server, tmp_path):
-    (tmp_path / ".env").write_text(f"OPENAI_API_KEY=from-dotenv\nOPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=from-dotenv\nOPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
     out = moa("ask", "-r", "openai:m1", "-a", "openai:agg", "q", env={"OPENAI_API_KEY": None})
     assert out.returncode == 0, out.stderr  # key from .env, base URL from the real environment
     server.api_key = "from-dotenv"

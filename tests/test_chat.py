@@ -5,7 +5,6 @@ what the server logged, never on sleeps."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
