@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError, print_error
 
 app = typer.Typer(
     name="moa",
@@ -168,10 +168,10 @@ def run(argv: list[str]) -> int:
     try:
         code = command.main(args=argv, prog_name="moa", standalone_mode=False)
     except MoaError as error:
-        _error(error.message)
+        print_error(error.message)
         code = error.exit_code
     except KeyboardInterrupt:
-        _error("interrupted")
+        print_error("interrupted")
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = 0  # `moa ask ... | head` closed the pipe early: not an error
@@ -183,10 +183,10 @@ def run(argv: list[str]) -> int:
         elif "UsageError" in kinds:
             ctx = getattr(error, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            _error(error.format_message().replace("\n", " ") + hint)
+            print_error(error.format_message().replace("\n", " ") + hint)
             code = EXIT_USAGE
         elif "Abort" in kinds:
-            _error("interrupted")
+            print_error("interrupted")
             code = EXIT_INTERRUPTED
         elif "Exit" in kinds:
             code = error.exit_code
@@ -194,7 +194,7 @@ def run(argv: list[str]) -> int:
             raise
         else:
             # A bug in moa, not bad input: still one line, with the way to see more.
-            _error(f"internal error: {type(error).__name__}: {error} (run with MOA_DEBUG=1 for a traceback)")
+            print_error(f"internal error: {type(error).__name__}: {error} (run with MOA_DEBUG=1 for a traceback)")
             code = 1
     return code if isinstance(code, int) else 0
 
@@ -211,10 +211,3 @@ def _exit(code: int) -> None:
         except (BrokenPipeError, ValueError, OSError):
             pass
     os._exit(code)
-
-
-def _error(message: str) -> None:
-    from .errors import redact
-
-    sys.stderr.write(f"moa: error: {redact(message)}\n")
-    sys.stderr.flush()

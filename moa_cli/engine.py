@@ -86,9 +86,6 @@ class Engine:
         self._cut: set[Call] = set()  # calls the round cut, told apart from a cancelled turn
         self._activity: dict[Call, float] = {}  # when each running call last sent something
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
     def emit(self, event: Event) -> None:
         for listener in self._listeners:
             listener(event)

@@ -97,3 +97,11 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return _KEYLIKE.sub("***", text)
+
+
+def print_error(message: str) -> None:
+    """The one-line form every user-facing error takes, with secrets scrubbed."""
+    import sys
+
+    sys.stderr.write(f"moa: error: {redact(message)}\n")
+    sys.stderr.flush()

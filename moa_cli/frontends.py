@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from .config import Settings
-from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError
+from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, print_error
 from .events import TurnResult
 from .render import pick_renderer
 from .render.summary import turn_cost
@@ -56,7 +56,7 @@ def ask_once(
         except KeyboardInterrupt:
             renderer.close()
             save(None, "interrupted", "interrupted")
-            warn("error: interrupted")
+            print_error("interrupted")
             return EXIT_INTERRUPTED
         except MoaError as error:
             renderer.close()

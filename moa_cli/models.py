@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-DEFAULT_PROVIDER = "together"
-
-
 @dataclass(frozen=True)
 class ModelSettings:
     provider: str

@@ -20,7 +20,7 @@ from typing import Awaitable, Callable
 
 from . import paths, slash
 from .config import Overrides, Settings
-from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError, redact
+from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError, print_error
 from .events import CallFinished, CallResult, TurnResult
 from .frontends import warn
 from .render import pick_renderer
@@ -52,7 +52,7 @@ class Chat:
                     is_command = text.startswith("/") and not text.startswith("//")
                     outcome = await (slash.dispatch(self, text) if is_command else self.ask(text.removeprefix("/")))
                 except MoaError as error:
-                    _error(error.message)
+                    print_error(error.message)
                     outcome = error.exit_code
                 if outcome is slash.QUIT:
                     break
@@ -100,7 +100,7 @@ class Chat:
             renderer.close()
             partial = getattr(error, "turn", None) or _partial(self.settings.mix.name, started, finished)
             self._save(question, partial, "failed", error.message)
-            _error(error.message)
+            print_error(error.message)
             return error.exit_code
         renderer.finish(result)
         self._save(question, result, "ok", replaces=replaces.id if replaces else None)
@@ -211,11 +211,6 @@ def _model_name(label: str) -> str:
     return label.split(":", 1)[-1].rsplit("/", 1)[-1]
 
 
-def _error(message: str) -> None:
-    sys.stderr.write(f"moa: error: {redact(message)}\n")
-    sys.stderr.flush()
-
-
 # ---------------------------------------------------------------- entry point and input
 
 
@@ -234,7 +229,7 @@ def run_chat(settings: Settings, *, continue_last: bool = False, session_name: s
     try:
         return asyncio.run(chat.run(_piped_lines() if piped else _prompter(chat)))
     except KeyboardInterrupt:  # Ctrl-C outside a turn, e.g. while a pipe is slow to send the next line
-        _error("interrupted")
+        print_error("interrupted")
         return EXIT_INTERRUPTED
 
 

@@ -8,7 +8,7 @@ provider only as `moa_cli.errors.ProviderError` (or a subclass): callers never s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import AsyncIterator, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -70,5 +70,3 @@ class CallableProvider:
     async def aclose(self) -> None:
         return None
 
-
-ProviderFactory = Callable[[], Awaitable[Provider]]

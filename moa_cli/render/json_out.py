@@ -6,8 +6,8 @@ import json
 import sys
 from typing import Mapping
 
-from ..events import CallFinished, Event, Notice, TurnResult
-from .summary import describe_failure, turn_cost
+from ..events import Event, TurnResult
+from .summary import turn_cost, warning_for
 
 
 class JsonRenderer:
@@ -16,10 +16,9 @@ class JsonRenderer:
         self.notices: list[str] = []
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Notice):
-            self._warn(event.message)
-        elif isinstance(event, CallFinished) and event.call.role == "reference" and event.result.status in ("failed", "cut"):
-            self._warn(describe_failure(event.result))
+        message = warning_for(event)
+        if message is not None:
+            self._warn(message)
 
     def _warn(self, message: str) -> None:
         self.notices.append(message)

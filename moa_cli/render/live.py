@@ -18,8 +18,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..events import Call, CallDelta, CallFinished, CallRestarted, CallStarted, Event, Notice, TurnResult
-from .summary import describe_failure, summary_line
+from ..events import Call, CallDelta, CallFinished, CallRestarted, CallStarted, Event, TurnResult
+from .summary import summary_line, warning_for
 
 PANEL_LINES = 6  # lines of each proposer's text kept visible
 MIN_PANEL_WIDTH = 28
@@ -149,11 +149,10 @@ class LiveRenderer:
                     panel.detail = f"{result.finished - result.started:.1f}s · {result.usage.completion_tokens} tok"
                 elif result.error and result.error != result.status:
                     panel.detail = result.error[:40]
-            if event.call.role == "reference" and result.status in ("failed", "cut"):
-                self.warn(describe_failure(result))
             self._refresh(force=True)
-        elif isinstance(event, Notice):
-            self.warn(event.message)
+        message = warning_for(event)
+        if message is not None:
+            self.warn(message)
 
     def _print_stable_prefix(self) -> None:
         """Move complete Markdown blocks (up to the last blank line outside a code fence) above the live region."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Mapping, TextIO
 
-from ..events import CallDelta, CallFinished, CallRestarted, Event, Notice, TurnResult
-from .summary import describe_failure
+from ..events import CallDelta, CallRestarted, Event, TurnResult
+from .summary import warning_for
 
 
 class PlainRenderer:
@@ -23,10 +23,8 @@ class PlainRenderer:
             self._wrote_final = True
         elif isinstance(event, CallRestarted) and event.call.role == "aggregator" and self._wrote_final:
             self.out.write("\n")  # a retried answer starts on a fresh line
-        elif isinstance(event, CallFinished) and event.call.role == "reference" and event.result.status in ("failed", "cut"):
-            self.warn(describe_failure(event.result))
-        elif isinstance(event, Notice):
-            self.warn(event.message)
+        elif (message := warning_for(event)) is not None:
+            self.warn(message)
 
     def warn(self, message: str) -> None:
         self.err.write(f"moa: warning: {message}\n")

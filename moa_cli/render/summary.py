@@ -40,6 +40,17 @@ def summary_line(turn: TurnResult, prices: Mapping) -> str:
     return " · ".join(parts)
 
 
+def warning_for(event) -> str | None:
+    """The warning an engine event deserves on stderr, if any: every renderer shows the same ones."""
+    from ..events import CallFinished, Notice
+
+    if isinstance(event, Notice):
+        return event.message
+    if isinstance(event, CallFinished) and event.call.role == "reference" and event.result.status in ("failed", "cut"):
+        return describe_failure(event.result)
+    return None
+
+
 def describe_failure(result: CallResult) -> str:
     what = "cut (too slow)" if result.status == "cut" else "failed"
     label = result.call.label
