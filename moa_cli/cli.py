@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Annotated, List, Optional
@@ -9,6 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError, print_error
+from .output import exit_code_for_output
 
 app = typer.Typer(
     name="moa",
@@ -39,20 +41,14 @@ Fallback = Annotated[Optional[bool], typer.Option("--fallback/--no-fallback", he
 Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Calls in flight per provider.")]
 
 
-def overrides(mix=None, references=None, aggregator=None, rounds=None, temperature=None, max_tokens=None,
-              reference_max_tokens=None, system=None, timeout=None, retries=None, min_proposers=None,
-              proposer_deadline=None, fallback=None, concurrency=None, multi_turn=None):
-    from .config import Overrides
+Log = Annotated[Optional[bool], typer.Option("--log/--no-log", help="Save the turn in the sessions database (default on).")]
 
-    refs = None
-    if references is not None:
-        refs = tuple(part.strip() for item in references for part in item.split(",") if part.strip())
-    return Overrides(
-        mix=mix, references=refs, aggregator=aggregator, rounds=rounds, temperature=temperature,
-        max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
-        retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
-        concurrency=concurrency, multi_turn=multi_turn,
-    )
+
+def _settings(**flags):
+    """Settings from the flags a command was given, passed by name (see Overrides.from_flags)."""
+    from .config import Overrides, load_settings
+
+    return load_settings(Overrides.from_flags(**flags))
 
 
 @app.command()
@@ -62,22 +58,25 @@ def ask(
     temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
     system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
     proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
+    log: Log = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object with every answer.")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")] = False,
-    continue_: Annotated[bool, typer.Option("--continue", "-c", help="Add this turn to the last chat session.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Plain text with the model's bytes exactly as sent (control characters kept).")] = False,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="Add this turn to the last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Add this turn to the named session.")] = None,
 ):
     """Answer one question with a Mixture-of-Agents."""
-    from .config import load_settings
-    from .frontends import ask_once
+    from .ask import ask_once
     from .inputs import prompt_from
 
     text = prompt_from(question)
-    settings = load_settings(overrides(
-        mix, references, aggregator, rounds, temperature, max_tokens, reference_max_tokens, system, timeout,
-        retries, min_proposers, proposer_deadline, fallback, concurrency,
-    ))
-    raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain,
+    settings = _settings(
+        mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
+        max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
+        retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
+        concurrency=concurrency, log=log,
+    )
+    raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain or raw, raw=raw,
                               continue_last=continue_, session_name=session))
 
 
@@ -92,15 +91,17 @@ def chat(
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="Resume the last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Resume or create the named session.")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text answers, no live panels.")] = False,
+    log: Log = None,
 ):
     """Chat with a Mixture-of-Agents: multi-turn, saved as a session. Piped stdin: one turn per line."""
-    from .config import load_settings
     from .repl import run_chat
 
-    settings = load_settings(overrides(
-        mix, references, aggregator, rounds, temperature, max_tokens, reference_max_tokens, system, timeout,
-        retries, min_proposers, proposer_deadline, fallback, concurrency, multi_turn,
-    ))
+    settings = _settings(
+        mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
+        max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
+        retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
+        concurrency=concurrency, multi_turn=multi_turn, log=log,
+    )
     raise typer.Exit(run_chat(settings, continue_last=continue_, session_name=session, plain=plain))
 
 
@@ -114,9 +115,9 @@ def history(
     limit: Annotated[int, typer.Option("--limit", "-n", help="`list`: at most this many sessions.")] = 50,
 ):
     """Saved chat sessions: `list`, `show ID`, `export ID --format md|json`, `delete ID`."""
-    from . import history as sessions
+    from .commands import history as command
 
-    sessions.run(action, session, fmt=fmt, output=output, proposals=proposals, limit=limit)
+    command.run(action, session, fmt=fmt, output=output, proposals=proposals, limit=limit)
 
 
 @app.command()
@@ -125,25 +126,25 @@ def mixes(
     name: Annotated[Optional[str], typer.Argument(help="The mix to show (default: the one `moa ask` would use).")] = None,
 ):
     """List the mixes and where each comes from, or `moa mixes show NAME` to print one resolved, as TOML."""
-    from . import commands
+    from .commands import mixes as command
 
-    commands.mixes(action, name)
+    command.run(action, name)
 
 
 @app.command()
 def models(provider: Annotated[str, typer.Argument(help="Provider name (see `moa keys list`).")] = "together"):
     """List the models a provider serves (from its /models endpoint), as PROVIDER:MODEL."""
-    from . import commands
+    from .commands import models as command
 
-    commands.models(provider)
+    command.run(provider)
 
 
 @app.command()
 def config(action: Annotated[str, typer.Argument(help="path | show | init")] = "show"):
     """Print the config file's path, check and show it (secrets redacted), or write a commented example (`init`, never overwrites)."""
-    from . import commands
+    from .commands import config as command
 
-    commands.config(action)
+    command.run(action)
 
 
 @app.command()
@@ -152,14 +153,18 @@ def keys(
     provider: Annotated[Optional[str], typer.Argument(help="Provider, for `set`.")] = None,
 ):
     """`moa keys set PROVIDER` saves an API key (hidden input, file mode 0600); `moa keys list` shows which providers have one."""
-    from . import commands
+    from .commands import keys as command
 
-    commands.keys(action, provider)
+    command.run(action, provider)
 
 
 def main() -> None:
-    """Entry point: run, then leave with the exit code."""
-    _exit(run(sys.argv[1:]))
+    """Entry point: run the command, then exit with its code through the normal interpreter exit,
+    so atexit handlers (local models' cleanup) run."""
+    from .output import guard_standard_streams
+
+    guard_standard_streams()
+    sys.exit(run(sys.argv[1:]))
 
 
 def run(argv: list[str]) -> int:
@@ -167,15 +172,16 @@ def run(argv: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="moa", standalone_mode=False)
+        sys.stdout.flush()  # a full disk shows up here, not in a write: report it while we can
     except MoaError as error:
         print_error(error.message)
         code = error.exit_code
     except KeyboardInterrupt:
         print_error("interrupted")
         code = EXIT_INTERRUPTED
-    except BrokenPipeError:
-        code = 0  # `moa ask ... | head` closed the pipe early: not an error
     except Exception as error:  # noqa: BLE001
+        if isinstance(error, OSError) and _is_output_error(error):
+            return exit_code_for_output(error)  # `moa mixes | head -1`, `moa history list > /dev/full`
         # Typer may vendor its own copy of click, so its exceptions are matched by class name.
         kinds = {cls.__name__ for cls in type(error).__mro__}
         if "NoArgsIsHelpError" in kinds:
@@ -199,15 +205,5 @@ def run(argv: list[str]) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _exit(code: int) -> None:
-    """Flush and leave without interpreter teardown.
-
-    Everything worth keeping is written by now (sessions commit per turn, output is flushed
-    here). Tearing down the thousands of SDK model classes costs ~0.2 s on every run.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            pass
-    os._exit(code)
+def _is_output_error(error: OSError) -> bool:
+    return error.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EIO, errno.EDQUOT)

@@ -24,7 +24,7 @@ from .events import (
     Notice,
     TurnResult,
 )
-from .models import Mix, ModelSettings, RunOptions
+from .config.schema import Mix, ModelSettings, RunOptions
 from .providers.base import ChatRequest, Provider, Usage
 
 Listener = Callable[[Event], None]
@@ -71,29 +71,60 @@ class _NullLimit:
 
 
 class Engine:
+    """Runs one turn at a time. `turn` is the turn so far, readable even after a failure or a
+    cancellation: its results are filled in as calls progress."""
+
     def __init__(
         self,
-        pool: ProviderPool,
+        pool: ProviderPool | None,
         options: RunOptions = RunOptions(),
-        listener: Listener | None = None,
+        listeners: Listener | Sequence[Listener] = (),
         fit: Callable[[ModelSettings, tuple[dict, ...]], tuple[tuple[dict, ...], bool]] | None = None,
     ):
         self.pool = pool
         self.options = options
-        self._listeners: list[Listener] = [listener] if listener else []
+        self._listeners: list[Listener] = [listeners] if callable(listeners) else list(listeners)
+        # (listener, error) for each listener that raised: it was detached, the turn went on.
+        self.listener_errors: list[tuple[Listener, BaseException]] = []
+        self.turn: TurnResult | None = None
         self._fit = fit  # trims a call's messages to the model's context window
         self._warned_trim = False
         self._cut: set[Call] = set()  # calls the round cut, told apart from a cancelled turn
         self._activity: dict[Call, float] = {}  # when each running call last sent something
 
     def emit(self, event: Event) -> None:
-        for listener in self._listeners:
-            listener(event)
+        """Tell every listener. A listener that raises is detached and its error kept: output
+        failing (a closed pipe, a full disk) is never a model's failure."""
+        for listener in list(self._listeners):
+            self._guarded(listener, listener, event)
+
+    def _guarded(self, listener: Listener, method: Callable, *args) -> None:
+        if listener not in self._listeners:
+            return
+        try:
+            method(*args)
+        except Exception as error:  # noqa: BLE001 - whatever a listener does wrong stays its own
+            self._listeners.remove(listener)
+            self.listener_errors.append((listener, error))
+
+    def finish_listeners(self, turn: TurnResult, error: str | None = None) -> None:
+        """The turn is over: listeners with a `finish(turn, error)` print their last words."""
+        for listener in list(self._listeners):
+            finish = getattr(listener, "finish", None)
+            if finish is not None:
+                self._guarded(listener, finish, turn, error)
+
+    def close_listeners(self) -> None:
+        """The turn was cancelled: listeners with a `close()` stop drawing, keeping the screen."""
+        for listener in list(self._listeners):
+            close = getattr(listener, "close", None)
+            if close is not None:
+                self._guarded(listener, close)
 
     async def run_turn(self, mix: Mix, conversation: Sequence[dict]) -> TurnResult:
         """Run one turn. `conversation` ends with the new user message and is never mutated."""
         conversation = tuple(dict(m) for m in conversation)
-        turn = TurnResult(mix=mix.name, started=time.time())
+        turn = self.turn = TurnResult(mix=mix.name, started=time.time())
         t0 = time.monotonic()
         self._t0 = t0
         self._warned_trim = False
@@ -101,15 +132,17 @@ class Engine:
         answers: list[str] = []
         try:
             for round_no, layer in enumerate(mix.layers, 1):
-                results = await self._round(mix, round_no, layer, conversation, answers)
-                turn.rounds.append(results)
+                results = [CallResult(Call("reference", round_no, i, m.label)) for i, m in enumerate(layer)]
+                turn.rounds.append(results)  # filled in as the calls progress
+                await self._round(mix, layer, results, conversation, answers)
                 ok = [r for r in results if r.status == "ok"]
                 if not ok:
                     reasons = "; ".join(_labelled(r.call, r.error or r.status) for r in results)
                     raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn, results)
                 answers = [r.text for r in ok]
 
-            call = Call("aggregator", len(mix.layers) + 1, 0, mix.aggregator.label)
+            turn.aggregate = CallResult(Call("aggregator", len(mix.layers) + 1, 0, mix.aggregator.label))
+            call = turn.aggregate.call
             messages = prompts.build_messages(
                 conversation,
                 system=mix.aggregator.system,
@@ -117,7 +150,7 @@ class Engine:
                 strategy=mix.strategy,
                 shuffle_seed=random.randrange(1 << 30) if mix.shuffle else None,
             )
-            turn.aggregate = await self._call(call, mix.aggregator, messages)
+            await self._call(turn.aggregate, mix.aggregator, messages)
             if turn.aggregate.status == "ok":
                 turn.final = turn.aggregate.text
             elif self.options.fallback and turn.rounds:
@@ -140,18 +173,18 @@ class Engine:
     async def _round(
         self,
         mix: Mix,
-        round_no: int,
         layer: Sequence[ModelSettings],
+        results: list[CallResult],
         conversation: tuple[dict, ...],
         answers: list[str],
-    ) -> list[CallResult]:
-        calls = [Call("reference", round_no, i, m.label) for i, m in enumerate(layer)]
+    ) -> None:
+        calls = [r.call for r in results]
         seed = random.randrange(1 << 30) if mix.shuffle else None
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(
                     self._call(
-                        call,
+                        result,
                         model,
                         prompts.build_messages(
                             conversation,
@@ -162,10 +195,9 @@ class Engine:
                         ),
                     )
                 )
-                for call, model in zip(calls, layer)
+                for result, model in zip(results, layer)
             ]
             await self._cut_stragglers(tasks, calls)
-        return [task.result() for task in tasks]
 
     async def _cut_stragglers(self, tasks: list[asyncio.Task], calls: list[Call]) -> None:
         """Wait for the round, cutting the stragglers the options allow to be cut.
@@ -220,9 +252,10 @@ class Engine:
             self._cut.add(call_of[task])
             task.cancel("cut")
 
-    async def _call(self, call: Call, model: ModelSettings, messages: tuple[dict, ...]) -> CallResult:
-        """One model call with retries. Never raises a ProviderError: failures become the result."""
-        result = CallResult(call=call)
+    async def _call(self, result: CallResult, model: ModelSettings, messages: tuple[dict, ...]) -> CallResult:
+        """One model call with retries, filling in `result`. Never raises a ProviderError:
+        failures become the result."""
+        call = result.call
         if self._fit is not None:
             messages, trimmed = self._fit(model, messages)
             if trimmed and not self._warned_trim:

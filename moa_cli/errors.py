@@ -11,6 +11,7 @@ EXIT_TURN_FAILED = 1  # every reference failed, or the aggregator failed with no
 EXIT_USAGE = 2  # bad flag value, bad config, unknown mix/provider, empty or binary stdin
 EXIT_AUTH = 3  # missing or rejected API key
 EXIT_PROVIDER = 4  # provider outage, unknown model, bad request, timeout
+EXIT_OUTPUT = 5  # the output could not be written (a full disk, a closed stdout)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
@@ -101,7 +102,6 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 
 def print_error(message: str) -> None:
     """The one-line form every user-facing error takes, with secrets scrubbed."""
-    import sys
+    from .output import write_stderr
 
-    sys.stderr.write(f"moa: error: {redact(message)}\n")
-    sys.stderr.flush()
+    write_stderr(f"moa: error: {redact(message)}")

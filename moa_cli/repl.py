@@ -9,34 +9,40 @@ store, so what the models see is always what the session file says.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 import threading
-import time
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Awaitable, Callable
 
-from . import paths, slash
-from .config import Overrides, Settings
+from . import slash
+from .config import Overrides, Settings, paths
 from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError, print_error
-from .events import CallFinished, CallResult, TurnResult
-from .frontends import warn
+from .output import exit_code_for_output, warn
 from .render import pick_renderer
-from .render.summary import turn_cost
-from .store import Store, TurnRecord
-from .turn import open_pool, run_turn
+from .service import TurnService, open_service
+from .store import TurnRecord
 
 
 class Chat:
-    """One conversation: the settings in use, its session, and one provider pool for all turns."""
+    """One conversation: a turn service (settings, provider pool, session) and how it is shown."""
 
-    def __init__(self, settings: Settings, store: Store, session_id: int | None, piped: bool, plain: bool):
-        self.settings, self.store, self.session_id, self.piped = settings, store, session_id, piped
+    def __init__(self, service: TurnService, piped: bool, plain: bool):
+        self.service, self.piped = service, piped
         self.plain = plain or piped
         self.show_proposers = True
-        self.pool = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.service.settings
+
+    @property
+    def store(self):
+        return self.service.store
+
+    @property
+    def session_id(self) -> int | None:
+        return self.service.session_id
 
     # ---------------------------------------------------------------- the loop
 
@@ -56,86 +62,59 @@ class Chat:
                     outcome = error.exit_code
                 if outcome is slash.QUIT:
                     break
+                if isinstance(outcome, _OutputFailed):
+                    return outcome.code  # nobody can read the answers any more: stop, all saved
                 if outcome == EXIT_INTERRUPTED and self.piped:
                     return EXIT_INTERRUPTED  # Ctrl-C in a script stops the script
                 code = outcome or code
         finally:
-            if self.pool is not None:
-                await self.pool.aclose()
-            self.store.close()
+            await self.service.aclose()
         return code if self.piped else EXIT_OK  # interactively, errors were shown as they came
 
     # ---------------------------------------------------------------- one turn
 
-    async def ask(self, question: str, replaces: TurnRecord | None = None) -> int:
-        if self.session_id is None:
-            self.session_id = self.store.create_session(mix=self.settings.mix.name)
-        history = self.store.context_messages(self.session_id) if self.settings.options.multi_turn else []
+    async def ask(self, question: str, replaces: TurnRecord | None = None):
+        history = self.service.history()
         if replaces is not None:
             history = history[:-2]  # the answer being regenerated is the newest exchange
         renderer = pick_renderer(json_output=False, prices=self.settings.prices,
                                  show_proposers=self.show_proposers, force_plain=self.plain)
-        finished: list[CallResult] = []  # kept so an interrupted turn still saves what did arrive
-
-        def listen(event) -> None:
-            if isinstance(event, CallFinished):
-                finished.append(event.result)
-            renderer(event)
-
-        started = time.time()
+        task = asyncio.ensure_future(self.service.run(
+            question, history=history, listeners=[renderer], replaces=replaces.id if replaces else None))
         try:
-            if self.pool is None:
-                self.pool = open_pool(self.settings)  # fails here, before any call, on a missing key
-            conversation = history + [{"role": "user", "content": question}]
-            task = asyncio.ensure_future(run_turn(self.settings, self.pool, conversation, listen))
             with _quiet_tty(enabled=not self.piped):
                 await _until_done_or_ctrl_c(task)
-            result = task.result()
+            outcome = task.result()
         except asyncio.CancelledError:
-            renderer.close()
-            self._save(question, _partial(self.settings.mix.name, started, finished), "interrupted", "interrupted")
-            warn("interrupted: this turn is not part of the conversation")
+            warn("interrupted: this turn is not part of the conversation")  # saved as interrupted
             return EXIT_INTERRUPTED
-        except MoaError as error:
-            renderer.close()
-            partial = getattr(error, "turn", None) or _partial(self.settings.mix.name, started, finished)
-            self._save(question, partial, "failed", error.message)
-            print_error(error.message)
-            return error.exit_code
-        renderer.finish(result)
-        self._save(question, result, "ok", replaces=replaces.id if replaces else None)
+        if outcome.output_errors:
+            return _OutputFailed(exit_code_for_output(outcome.output_errors[0]))
+        if outcome.error is not None:
+            print_error(outcome.error.message)
+            return outcome.error.exit_code
         return EXIT_OK
-
-    def _save(self, question: str, result: TurnResult, status: str, error: str | None = None, replaces=None):
-        dollars, unknown = turn_cost(result, self.settings.prices)
-        self.store.add_turn(self.session_id, question, result, status=status, error=error,
-                            cost=None if unknown else dollars, replaces=replaces,
-                            mix_json=json.dumps(asdict(self.settings.mix)))
 
     # ---------------------------------------------------------------- commands
 
     async def change(self, **change) -> None:
         """Re-resolve the settings with one more change; the flags and changes so far still apply."""
-        old = self.settings
-        self.settings = old.with_overrides(Overrides(**change))
-        for notice in self.settings.notices:
+        settings = self.settings.with_overrides(Overrides(**change))
+        for notice in settings.all_notices():
             warn(notice)
-        if self.pool is not None and (old.mix.providers() != self.settings.mix.providers()
-                                      or old.options.concurrency != self.settings.options.concurrency):
-            await self.pool.aclose()  # the next turn opens one for the new mix (and checks its keys)
-            self.pool = None
+        await self.service.use(settings)
         self.say(f"now using {self.describe()}")
 
     def new(self) -> None:
-        self.session_id = None  # created with the first turn, so an empty chat leaves no session
+        self.service.new_session()  # created with the first turn, so an empty chat leaves no session
         self.say("new conversation")
 
     # ---------------------------------------------------------------- display
 
     def describe(self) -> str:
         """The mix in a few words: its name, or its models when flags or commands changed them."""
-        mix, flags = self.settings.mix, self.settings.overrides
-        if not (flags.references or flags.aggregator or flags.rounds is not None):
+        mix = self.settings.mix
+        if not self.settings.overrides.changes_models():
             return mix.name
         refs = ",".join(dict.fromkeys(_model_name(m.label) for m in mix.layers[0])) if mix.layers else ""
         text = f"{refs}→{_model_name(mix.aggregator.label)}" if refs else _model_name(mix.aggregator.label)
@@ -147,6 +126,14 @@ class Chat:
         stream = sys.stdout if not self.piped and sys.stdout.isatty() else sys.stderr
         stream.write(text + "\n")
         stream.flush()
+
+
+class _OutputFailed(int):
+    """A turn's output could not be written: the chat stops with this exit code."""
+
+    @property
+    def code(self) -> int:
+        return int(self)
 
 
 async def _until_done_or_ctrl_c(task: asyncio.Future) -> None:
@@ -196,17 +183,6 @@ def _quiet_tty(enabled: bool):
         termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
-def _partial(mix: str, started: float, finished: list[CallResult]) -> TurnResult:
-    turn = TurnResult(mix=mix, started=started, elapsed=time.time() - started)
-    for result in finished:
-        if result.call.role == "aggregator":
-            turn.aggregate = result
-        else:
-            turn.rounds += [[] for _ in range(result.call.round - len(turn.rounds))]
-            turn.rounds[result.call.round - 1].append(result)
-    return turn
-
-
 def _model_name(label: str) -> str:
     return label.split(":", 1)[-1].rsplit("/", 1)[-1]
 
@@ -216,32 +192,26 @@ def _model_name(label: str) -> str:
 
 def run_chat(settings: Settings, *, continue_last: bool = False, session_name: str | None = None,
              plain: bool = False) -> int:
-    for notice in settings.notices:
+    service = open_service(settings, continue_last=continue_last, session_name=session_name)
+    for notice in service.settings.all_notices():
         warn(notice)
-    store = Store.open()
-    try:
-        session_id = _pick_session(store, settings, continue_last, session_name)
-    except BaseException:
-        store.close()
-        raise
+    info = service.resumed
+    if info is not None:
+        label = f"'{info.name}' (id {info.id})" if info.name else str(info.id)
+        warn(f"continuing session {label}, {info.turns} turns")
+    elif continue_last:
+        warn("no earlier session: starting a new one")
+    elif session_name:
+        warn(f"new session '{session_name.strip()}'")
     piped = not sys.stdin.isatty()
-    chat = Chat(settings, store, session_id, piped, plain)
+    chat = Chat(service, piped, plain)
     try:
         return asyncio.run(chat.run(_piped_lines() if piped else _prompter(chat)))
     except KeyboardInterrupt:  # Ctrl-C outside a turn, e.g. while a pipe is slow to send the next line
         print_error("interrupted")
         return EXIT_INTERRUPTED
-
-
-def _pick_session(store: Store, settings: Settings, continue_last: bool, name: str | None) -> int | None:
-    info = store.get_or_create_named(name, settings.mix.name) if name else store.last_session() if continue_last else None
-    if info is None:
-        if continue_last:
-            warn("no earlier session: starting a new one")
-        return None  # created with the first turn
-    label = f"'{info.name}' (id {info.id})" if info.name else str(info.id)
-    warn(f"continuing session {label}, {info.turns} turns" if info.turns else f"new session {label}")
-    return info.id
+    finally:
+        service.close()
 
 
 def _piped_lines() -> Callable[[], Awaitable[str | None]]:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
-from . import paths
+from .config import paths
 from .errors import UsageError
 from .events import TurnResult
 
@@ -318,6 +318,15 @@ class Store:
             by_turn.setdefault(p["turn_id"], []).append({k: p[k] for k in p.keys() if k not in ("id", "turn_id")})
         rows = self._conn.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY seq", (session_id,))
         return [TurnRecord(**{k: r[k] for k in _TURN_FIELDS}, proposals=by_turn.get(r["id"], [])) for r in rows]
+
+    @_guarded
+    def last_mix_json(self, session_id: int) -> str | None:
+        """The mix the session's newest turn ran, as stored JSON (None before any turn)."""
+        row = self._conn.execute(
+            "SELECT mix_json FROM turns WHERE session_id = ? AND mix_json IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (session_id,),
+        ).fetchone()
+        return row["mix_json"] if row else None
 
     @_guarded
     def context_messages(self, session_id: int) -> list[dict]:

@@ -22,14 +22,14 @@ def test_help_imports_no_sdk():
 
 
 def test_engine_and_providers_import_no_terminal_code():
-    modules = loaded_after("import moa_cli.engine, moa_cli.turn, moa_cli.providers, moa_cli.config")
+    modules = loaded_after("import moa_cli.engine, moa_cli.service, moa_cli.providers, moa_cli.config")
     assert not modules & set(UI), modules & set(UI)
     assert not modules & set(HEAVY), modules & set(HEAVY)
 
 
 def test_an_openai_only_mix_never_imports_together():
     modules = loaded_after(
-        "from moa_cli.config import Overrides, resolve\nfrom moa_cli.turn import open_pool\n"
+        "from moa_cli.config import Overrides, resolve\nfrom moa_cli.service import open_pool\n"
         "s = resolve(Overrides(references=('openai:a',), aggregator='openai:b'), "
         "{'OPENAI_API_KEY': 'k'}, {})\nopen_pool(s)"
     )

@@ -9,7 +9,7 @@ import pytest
 from moa_cli.engine import Engine, ProviderPool
 from moa_cli.errors import ProviderError, TurnFailed
 from moa_cli.events import CallDelta, CallFinished, CallRestarted, CallStarted, Notice
-from moa_cli.models import Mix, ModelSettings, RunOptions
+from moa_cli.config.schema import Mix, ModelSettings, RunOptions
 from moa_cli.providers.base import CallableProvider, Chunk, Usage
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from moa_cli import engine as engine_module
 from moa_cli.engine import Engine, ProviderPool
-from moa_cli.models import Mix, ModelSettings, RunOptions
+from moa_cli.config.schema import Mix, ModelSettings, RunOptions
 from moa_cli.providers.openai_compat import OpenAICompatProvider
 
 MIX = ["-r", "openai:m1,openai:m2,openai:m3", "-a", "openai:agg"]
@@ -160,7 +160,6 @@ def test_by_default_a_silent_model_is_cut_but_a_slow_streaming_one_is_not(server
 
     async def main():
         pool = ProviderPool(lambda name: OpenAICompatProvider(name, "sk-test", server.v1, {}))
-        pool.get("fake").warm_up()  # as turn.open_pool does: SDK start-up is not the round's time
         try:
             return await Engine(pool, RunOptions()).run_turn(mix, [{"role": "user", "content": "q"}])
         finally:

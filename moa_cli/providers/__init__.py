@@ -68,7 +68,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
 }
 
 
-_PROVIDER_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+PROVIDER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 def split_spec(
@@ -90,7 +90,7 @@ def split_spec(
         if not rest:
             raise UsageError(f"model spec '{spec}' names provider '{prefix}' but no model")
         return prefix, rest
-    if strict and sep and _PROVIDER_LIKE.fullmatch(prefix):
+    if strict and sep and PROVIDER_NAME.fullmatch(prefix):
         raise UsageError(
             f"unknown provider '{prefix}' in model '{spec}' (known providers: {', '.join(sorted(known))})"
         )
@@ -129,7 +129,7 @@ def build_provider(
     return OpenAICompatProvider(spec.name, key or "not-needed", spec.resolved_base_url(env), headers)
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Header names whose values are credentials: redacted from errors and from `moa config show`.
 _CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature|session", re.I)
 
@@ -162,4 +162,4 @@ def expand_headers(spec: ProviderSpec, env: Mapping[str, str]) -> dict[str, str]
             )
         return env[name]
 
-    return {k: _ENV_REF.sub(value, v) for k, v in spec.headers.items()}
+    return {k: ENV_REF.sub(value, v) for k, v in spec.headers.items()}

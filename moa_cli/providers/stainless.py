@@ -27,55 +27,9 @@ class StainlessProvider:
         self.client = client
         self._secrets = secrets  # scrubbed from every error message
 
-    def warm_up(self) -> None:
-        """Do now, before a turn's calls start together, the lazy work the SDK does on first use.
-
-        On first use the SDK builds `client.chat.completions` (importing its modules), looks up
-        the platform in a worker thread, resolves the request parameters' type hints, and the HTTP
-        library imports its event-loop backend. Done inside the first call of a round, that work
-        (~0.1-0.2 s) holds up every other call, since it blocks the event loop. Nothing here touches the network. Some
-        steps reach into the SDK's internals; each is optional and skipped if the SDK changes.
-        """
-        for step in (self._warm_client, self._warm_platform, self._warm_params, _warm_async_backend):
-            try:
-                step()
-            except Exception:  # noqa: BLE001 - a warm-up must never fail a turn
-                pass
-
-    def _warm_client(self) -> None:
-        self.client.chat.completions  # noqa: B018 - the access is the point
-
-    def _warm_platform(self) -> None:
-        # The first request looks the platform up in a worker thread, once per concurrent call.
-        if getattr(self.client, "_platform", ...) is None:
-            import importlib
-
-            self.client._platform = importlib.import_module(f"{self.sdk.__name__}._base_client").get_platform()
-        self.client.platform_headers()  # cached after the first call, which inspects the platform
-
-    def _warm_params(self) -> None:
-        # The first request per parameter type resolves its type hints (a few ms each)...
-        import importlib
-
-        transform = importlib.import_module(f"{self.sdk.__name__}._utils").maybe_transform
-        params = importlib.import_module(f"{self.sdk.__name__}.types.chat.completion_create_params")
-        sample = self._create_kwargs(ChatRequest(
-            model="warm-up", messages=({"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                                       {"role": "assistant", "content": "a"}),
-            temperature=0.5, max_tokens=1, seed=1,
-        ))
-        transform(sample, params.CompletionCreateParamsStreaming)
-        # ...and copies its request options, a model whose validators are built on first copy.
-        options = importlib.import_module(f"{self.sdk.__name__}._models").FinalRequestOptions
-        options.construct(method="post", url="/chat/completions", json_data={}).model_copy()
-
     def _create_kwargs(self, request: ChatRequest) -> dict:
-        # The messages go in `extra_body`, which the SDK merges into the JSON body as it is: passed
-        # as `messages`, every call would walk them against the SDK's typed-dict annotations
-        # first (1-2 ms a call, and the calls of a round are built one after another), only to
-        # send the same plain dicts. `messages=[]` satisfies the SDK's required argument.
-        kwargs: dict = {"model": request.model, "messages": [], "stream": True,
-                        "extra_body": {"messages": list(request.messages)}}
+        # Only public, documented arguments: an SDK upgrade must not change what is sent.
+        kwargs: dict = {"model": request.model, "messages": [dict(m) for m in request.messages], "stream": True}
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -86,9 +40,7 @@ class StainlessProvider:
             # The SDK's own Timeout class (httpx's or httpx2's): importing httpx here would cost
             # ~0.15 s on the first call, as it pulls in its CLI's dependencies.
             kwargs["timeout"] = self.sdk.Timeout(request.timeout, connect=min(request.timeout, CONNECT_TIMEOUT))
-        extra = dict(request.extra)
-        kwargs["extra_body"].update(extra.pop("extra_body", None) or {})
-        kwargs.update(extra)
+        kwargs.update(request.extra)
         return kwargs
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
@@ -217,13 +169,6 @@ def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chun
     if isinstance(usage, dict):
         return Chunk(text, Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)), finished
     return (Chunk(text) if text else None), finished
-
-
-def _warm_async_backend() -> None:
-    """Both SDKs run on anyio, which imports its asyncio backend on the first request."""
-    import importlib
-
-    importlib.import_module("anyio._backends._asyncio")
 
 
 def _body_message(error: Exception) -> str:

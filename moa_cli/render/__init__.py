@@ -1,6 +1,8 @@
 """Consumers of engine events: live terminal panels, plain text, JSON.
 
-A renderer is called with every engine event, then `finish(turn)` once the turn is over. All
+A renderer is called with every engine event, then `finish(turn, error)` once the turn is over
+(or `close()` when it was cancelled). The turn service calls them, and a renderer that raises is
+detached without harming the turn. All
 renderers share the summary arithmetic in `summary.py`.
 """
 
@@ -15,13 +17,16 @@ from ..events import Event, TurnResult
 class Renderer(Protocol):
     def __call__(self, event: Event) -> None: ...
 
-    def finish(self, turn: TurnResult) -> None: ...
+    def finish(self, turn: TurnResult, error: str | None = None) -> None:
+        """The turn is over (`error` says why it failed, if it did)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """The turn was cancelled: stop drawing, keep what is on screen."""
 
 
 def pick_renderer(
-    *, json_output: bool, prices: Mapping, show_proposers: bool = True, force_plain: bool = False
+    *, json_output: bool, prices: Mapping, show_proposers: bool = True, force_plain: bool = False,
+    raw: bool = False,
 ) -> Renderer:
     """JSON when asked; live panels when stdout is a terminal; plain text otherwise."""
     if json_output:
@@ -34,4 +39,4 @@ def pick_renderer(
         return LiveRenderer(prices, show_proposers=show_proposers)
     from .plain import PlainRenderer
 
-    return PlainRenderer(prices)
+    return PlainRenderer(prices, raw=raw)

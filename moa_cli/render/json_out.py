@@ -7,7 +7,8 @@ import sys
 from typing import Mapping
 
 from ..events import Event, TurnResult
-from .summary import turn_cost, warning_for
+from ..config.catalog import turn_cost
+from .summary import warning_for
 
 
 class JsonRenderer:

@@ -167,7 +167,10 @@ class LiveRenderer:
         else:
             self.err.print(Text(f"moa: warning: {message}", style="yellow"))
 
-    def finish(self, turn: TurnResult) -> None:
+    def finish(self, turn: TurnResult, error: str | None = None) -> None:
+        if error is not None:
+            self.close()
+            return
         self._settle_round()
         if turn.fallback and not self._final:
             self._final = turn.final

@@ -10,8 +10,9 @@ from .summary import warning_for
 
 
 class PlainRenderer:
-    def __init__(self, prices: Mapping, out: TextIO | None = None, err: TextIO | None = None):
+    def __init__(self, prices: Mapping, out: TextIO | None = None, err: TextIO | None = None, raw: bool = False):
         self.prices = prices
+        self.raw = raw  # --raw: the model's bytes exactly as sent
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._wrote_final = False
@@ -30,7 +31,7 @@ class PlainRenderer:
         self.err.write(f"moa: warning: {message}\n")
         self.err.flush()
 
-    def finish(self, turn: TurnResult) -> None:
+    def finish(self, turn: TurnResult, error: str | None = None) -> None:
         if turn.fallback and not self._wrote_final:
             self.out.write(turn.final)
         if self._wrote_final or turn.final:

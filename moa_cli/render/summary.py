@@ -4,25 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..catalog import cost
+from ..config.catalog import turn_cost
 from ..events import CallResult, TurnResult
-
-
-def turn_cost(turn: TurnResult, prices: Mapping) -> tuple[float, list[str]]:
-    """(dollars for the priced calls, labels of the calls with no known price)."""
-    return calls_cost(turn.calls(), prices)
-
-
-def calls_cost(calls: list[CallResult], prices: Mapping) -> tuple[float, list[str]]:
-    total, unknown = 0.0, []
-    for result in calls:
-        dollars = cost(result.call.label, result.usage, prices)
-        if dollars is None:
-            if result.call.label not in unknown and (result.usage.prompt_tokens or result.usage.completion_tokens):
-                unknown.append(result.call.label)
-        else:
-            total += dollars
-    return total, unknown
 
 
 def summary_line(turn: TurnResult, prices: Mapping) -> str:

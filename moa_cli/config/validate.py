@@ -1,4 +1,4 @@
-"""Checking single settings, and writing TOML keys and strings, for config files and flags.
+"""Checking single settings from config files and flags against the schema's rules.
 
 Every check raises one line that says what was expected; strings a user gave are never echoed,
 since a pasted API key would otherwise end up on screen.
@@ -6,30 +6,11 @@ since a pasted API key would otherwise end up on screen.
 
 from __future__ import annotations
 
-import json
 import math
-import re
+from typing import Mapping
 
-from .errors import UsageError
-
-# name -> (type, minimum, maximum, what a user should give)
-RULES: dict[str, tuple[type, float | None, float | None, str]] = {
-    "temperature": (float, 0.0, 2.0, "a number from 0 to 2"),
-    "max_tokens": (int, 1, None, "a whole number of at least 1"),
-    "reference_max_tokens": (int, 1, None, "a whole number of at least 1"),
-    "timeout": (float, 0.001, None, "a number of seconds above 0"),
-    "weight": (float, 0.0, None, "a number of at least 0"),
-    "seed": (int, None, None, "a whole number"),
-    "context_window": (int, 256, None, "a whole number of at least 256"),
-    "rounds": (int, 0, 10, "a whole number from 0 to 10"),
-    "retries": (int, 0, 10, "a whole number from 0 to 10"),
-    "backoff": (float, 0.0, 60.0, "a number of seconds from 0 to 60"),
-    "min_proposers": (int, 1, None, "a whole number of at least 1"),
-    "proposer_deadline": (float, 0.0, None, "a number of seconds of at least 0"),
-    "concurrency": (int, 1, None, "a whole number of at least 1"),
-    "price": (float, 0.0, None, "a number of dollars of at least 0"),
-}
-
+from ..errors import ConfigError, UsageError
+from .schema import BOOLEAN_KEYS, RULES, SECTIONS
 
 def check_value(name: str, value, prefix: str, error=UsageError, label: str | None = None):
     """Check one setting. The message is "<prefix> <label>: expected ..., got ..."."""
@@ -38,7 +19,7 @@ def check_value(name: str, value, prefix: str, error=UsageError, label: str | No
         if not isinstance(value, str):
             raise error(f"{prefix} {label}: expected a string, got {show(value)}")
         return value
-    if name in ("fallback", "multi_turn", "shuffle"):
+    if name in BOOLEAN_KEYS:
         if not isinstance(value, bool):
             raise error(f"{prefix} {label}: expected true or false, got {show(value)}")
         return value
@@ -73,13 +54,21 @@ def one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def toml_key(name: str) -> str:
-    """A TOML key: bare when it can be, else a quoted string."""
-    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        return name
-    return toml_string(name)
+def check_flags(o) -> None:
+    """Every numeric flag of `o` (an Overrides) against its rule in the schema."""
+    for name in RULES:
+        value = getattr(o, name, None)
+        if value is not None:
+            check_value(name, value, "invalid value for", UsageError, label="--" + name.replace("_", "-"))
+    if o.mix is not None and not o.mix.strip():
+        raise UsageError("--mix: expected a mix name (see `moa mixes`)")
 
 
-def toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escaping, plus DEL, which TOML does not allow raw."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+def check_shape(data: Mapping, where: str) -> None:
+    for key, value in data.items():
+        if key not in SECTIONS:
+            raise ConfigError(one_line(
+                f"config error in {where}: unknown section '{key}' (expected one of: {', '.join(SECTIONS)})"
+            ))
+        if not isinstance(value, dict):
+            raise ConfigError(f"config error in {where}: {key}: expected a table, like [{key}]")

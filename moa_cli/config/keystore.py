@@ -9,7 +9,7 @@ import json
 import os
 
 from . import paths
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def load_keys() -> dict[str, str]:

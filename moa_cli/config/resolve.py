@@ -3,7 +3,7 @@
 Layers, lowest first: built-in defaults, `[defaults]`, the mix's own values, its per-model
 tables (`[mixes.NAME.models."provider:model"]`), the model entry itself (an inline table in
 `layers`), then command-line flags. Built-in and user mixes share one resolver, so a mix is
-only data (see mixes.py).
+only data (see builtin_mixes.py).
 
 Every problem in a config file is one ConfigError line naming the file, the key and what was
 expected (exit code 2). The file is only ever read, never rewritten.
@@ -11,142 +11,19 @@ expected (exit code 2). The file is only ever read, never rewritten.
 
 from __future__ import annotations
 
-import os
-import re
-import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import catalog, keys, mixes, paths
-from .errors import ConfigError, UsageError
-from .validate import check_value, one_line, show, toml_key
-from .models import Mix, ModelSettings, RunOptions
-from .providers import BUILTIN_PROVIDERS, KINDS, ProviderSpec, find_key, header_secrets, split_spec
-
-MODEL_KEYS = frozenset({"temperature", "max_tokens", "system", "timeout", "weight", "seed", "context_window"})
-RUN_OPTION_KEYS = frozenset(f.name for f in fields(RunOptions)) - {"extra"}
-DEFAULTS_KEYS = frozenset({"mix", "reference_max_tokens"}) | MODEL_KEYS | RUN_OPTION_KEYS
-MIX_KEYS = frozenset({"description", "source", "layers", "references", "aggregator", "rounds", "strategy",
-                      "shuffle", "models"}) | MODEL_KEYS
-PROVIDER_KEYS = frozenset({"kind", "base_url", "api_key_env", "headers", "description", "key_required"})
-SECTIONS = ("defaults", "providers", "mixes", "pricing", "local")
-STRATEGIES = ("synthesize", "rank", "coding")
-
-_PROVIDER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """What the command line asked for; None means "not given"."""
-
-    mix: str | None = None
-    references: tuple[str, ...] | None = None
-    aggregator: str | None = None
-    rounds: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    reference_max_tokens: int | None = None
-    system: str | None = None
-    timeout: float | None = None
-    retries: int | None = None
-    min_proposers: int | None = None
-    proposer_deadline: float | None = None
-    fallback: bool | None = None
-    concurrency: int | None = None
-    multi_turn: bool | None = None
-
-    def picks_models(self) -> bool:
-        return bool(self.mix or self.references or self.aggregator)
-
-    def merged(self, newer: "Overrides") -> "Overrides":
-        """These overrides with `newer`'s given values on top. Choosing a new mix drops the
-        earlier -r/-a/--rounds, which described the old mix."""
-        base = self
-        if newer.mix is not None:
-            base = replace(base, references=None, aggregator=None, rounds=None)
-        return replace(base, **{f.name: getattr(newer, f.name) for f in fields(newer)
-                                if getattr(newer, f.name) is not None})
-
-
-@dataclass(frozen=True)
-class Settings:
-    mix: Mix
-    options: RunOptions
-    providers: Mapping[str, ProviderSpec]
-    prices: Mapping[str, tuple[float, float]]
-    local_models: Mapping[str, str]
-    env: Mapping[str, str] = field(repr=False)
-    config: Mapping[str, Any] = field(repr=False, default_factory=dict)
-    config_path: Path | None = None
-    notices: tuple[str, ...] = ()
-    overrides: Overrides = Overrides()  # the flags that produced these settings
-
-    def mix_names(self) -> list[str]:
-        return sorted({*mixes.BUILTIN_MIXES, *self.config.get("mixes", {})})
-
-    def mix_data(self, name: str) -> Mapping[str, Any]:
-        """The raw table of a mix: the user's `[mixes.NAME]` wins over a built-in of that name."""
-        user = self.config.get("mixes", {})
-        return user[name] if name in user else mixes.BUILTIN_MIXES[name]
-
-    def mix_origin(self, name: str) -> str:
-        return str(self.config_path or "config") if name in self.config.get("mixes", {}) else "built-in"
-
-    def default_mix_name(self) -> str:
-        return self.config.get("defaults", {}).get("mix", mixes.DEFAULT_MIX)
-
-    def with_overrides(self, overrides: Overrides) -> "Settings":
-        """A new Settings after more flags (the REPL's slash commands use this): the new values
-        go on top of the ones given so far, and everything is resolved again."""
-        return resolve(self.overrides.merged(overrides), self.env, self.config, self.config_path, base=self)
-
-
-# ---------------------------------------------------------------- loading
-
-
-def load_env(cwd: Path | None = None) -> dict[str, str]:
-    """The environment with a .env file under it: the real environment wins."""
-    from dotenv import dotenv_values
-
-    dotenv_path = (cwd or Path.cwd()) / ".env"
-    values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None} if dotenv_path.is_file() else {}
-    return {**values, **os.environ}
-
-
-def load_config_file(path: Path) -> dict:
-    """The parsed config file ({} when there is none). Read only: it is never rewritten."""
-    if not path.exists():
-        return {}
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(one_line(f"config error in {path}: invalid TOML: {error}")) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config error in {path}: invalid TOML: the file is not UTF-8 text") from None
-    except OSError as error:
-        raise ConfigError(f"config error in {path}: cannot read it: {error.strerror}") from None
-    _check_shape(data, str(path))
-    return data
-
-
-def load_settings(overrides: Overrides = Overrides(), cwd: Path | None = None) -> Settings:
-    env = load_env(cwd)
-    path = paths.config_file()
-    return resolve(overrides, env, load_config_file(path), path)
-
-
-def load_providers(config: Mapping[str, Any], config_path: Path | None = None) -> dict[str, ProviderSpec]:
-    """Built-in providers plus the config's `[providers.NAME]` tables, checked."""
-    where = str(config_path) if config_path else "config"
-    _check_shape(config, where)
-    return _providers(config, where)
-
-
-# ---------------------------------------------------------------- resolving
+from ..errors import ConfigError, UsageError
+from ..prompts import STRATEGIES
+from ..providers import BUILTIN_PROVIDERS, KINDS, PROVIDER_NAME, ProviderSpec, find_key, split_spec
+from . import builtin_mixes, catalog, keystore
+from .schema import (DEFAULTS_KEYS, ENV_NAME, MIX_KEYS, MODEL_KEYS, PROVIDER_KEYS, RUN_OPTION_KEYS, Mix,
+                     ModelSettings, RunOptions)
+from .settings import Overrides, Settings
+from .toml_write import toml_key
+from .validate import check_flags, check_shape, check_value, one_line, show
 
 
 def resolve(
@@ -163,13 +40,13 @@ def resolve(
     only decide whether the default mix can run or the offline local mix stands in for it.
     """
     where = str(config_path) if config_path else "config"
-    _check_shape(config, where)
-    providers = _providers(config, where)
+    check_shape(config, where)
+    providers = providers_of(config, where)
     defaults = _defaults(config, where)
     prices = {**catalog.BUILTIN_PRICES, **_pricing(config, providers, where)}
     local_models = _local_models(config, where)
     user_mixes = config.get("mixes", {})
-    known = {**mixes.BUILTIN_MIXES, **user_mixes}
+    known = {**builtin_mixes.BUILTIN_MIXES, **user_mixes}
     # Every user mix is checked now, so a broken one is reported before any call is made.
     for name, data in user_mixes.items():
         _resolve_mix(name, data, defaults, providers, _mix_where(name, user_mixes, where))
@@ -178,25 +55,26 @@ def resolve(
             f"config error in {where}: [defaults] mix: unknown mix '{defaults['mix']}'; "
             f"known mixes: {', '.join(sorted(known))}"
         )
-    _check_flags(overrides)
+    check_flags(overrides)
     if overrides.mix is not None and overrides.mix not in known:
         raise UsageError(f"unknown mix '{overrides.mix}'; known mixes: {', '.join(sorted(known))}")
 
-    name = overrides.mix or defaults.get("mix") or mixes.DEFAULT_MIX
+    name = overrides.mix or defaults.get("mix") or builtin_mixes.DEFAULT_MIX
     notices: list[str] = []
+    standin: str | None = None
     # The user asked for nothing in particular and the default mix has no key: run the offline
     # local mix instead, and say so. Never when a mix or models were chosen (flags or [defaults]).
-    if not overrides.picks_models() and "mix" not in defaults and mixes.LOCAL_MIX in known:
+    if not overrides.picks_models() and "mix" not in defaults and builtin_mixes.LOCAL_MIX in known:
         plain = _resolve_mix(name, known[name], defaults, providers, _mix_where(name, user_mixes, where))
         missing = _missing_key(plain, providers, env, stored_keys)
         if missing is not None:
             variable = missing.api_key_env
-            notices.append(
-                f"no {variable or 'key for ' + missing.name} set: using the offline '{mixes.LOCAL_MIX}' mix. "
+            standin = (
+                f"no {variable or 'key for ' + missing.name} set: using the offline '{builtin_mixes.LOCAL_MIX}' mix. "
                 f"For the '{name}' mix, {'set ' + variable + ' or ' if variable else ''}"
                 f"run `moa keys set {missing.name}`."
             )
-            name = mixes.LOCAL_MIX
+            name = builtin_mixes.LOCAL_MIX
 
     mix_where = _mix_where(name, user_mixes, where)
     data, models_from_flags = _with_flag_models(name, known[name], overrides, providers)
@@ -204,10 +82,13 @@ def resolve(
     mix = _resolve_mix(name, data, defaults, providers, mix_where, unused)
     if unused and not models_from_flags:
         notices.append(f"{mix_where} models.{toml_key(unused[0])} matches no model of the mix (a typo?)")
-    mix = _apply_flags(mix, overrides)
+    mix = apply_flags(mix, overrides)
+    if overrides.changes_models():
+        mix = replace(mix, name=mix.describe())  # what runs is no longer the named mix as it stands
     options = _run_options(defaults, overrides)
     if base is not None:
         notices = [n for n in notices if n not in base.notices]  # said once is enough
+        standin = None if standin == base.standin else standin
     return Settings(
         mix=mix,
         options=options,
@@ -218,6 +99,7 @@ def resolve(
         config=config,
         config_path=config_path,
         notices=tuple(notices),
+        standin=standin,
         overrides=overrides,
     )
 
@@ -230,7 +112,7 @@ def _missing_key(
     mix: Mix, providers: Mapping[str, ProviderSpec], env: Mapping[str, str], stored: Mapping[str, str] | None
 ) -> ProviderSpec | None:
     """The first provider of the mix that needs a key and has none (environment, .env or key file)."""
-    stored = keys.load_keys() if stored is None else stored
+    stored = keystore.load_keys() if stored is None else stored
     for name in sorted(mix.providers()):
         spec = providers[name]
         if spec.key_required and find_key(spec, env, stored) is None:
@@ -291,11 +173,11 @@ def _defaults(config: Mapping[str, Any], where: str) -> dict[str, Any]:
     return checked
 
 
-def _providers(config: Mapping[str, Any], where: str) -> dict[str, ProviderSpec]:
+def providers_of(config: Mapping[str, Any], where: str) -> dict[str, ProviderSpec]:
     providers = dict(BUILTIN_PROVIDERS)
     for name, table in config.get("providers", {}).items():
         prefix = f"config error in {where}: [providers.{toml_key(name)}]"
-        if not _PROVIDER_NAME.fullmatch(name):
+        if not PROVIDER_NAME.fullmatch(name):
             raise ConfigError(
                 f"{prefix} expected a provider name of letters, digits, '-' and '_' starting with a letter"
             )
@@ -319,7 +201,7 @@ def _providers(config: Mapping[str, Any], where: str) -> dict[str, ProviderSpec]
         if not builtin and kind == "openai" and not base_url:
             raise ConfigError(f"{prefix} base_url: missing; a new provider needs the URL of its OpenAI-compatible API")
         api_key_env = table.get("api_key_env", builtin.api_key_env if builtin else None)
-        if "api_key_env" in table and (not isinstance(api_key_env, str) or not _ENV_NAME.fullmatch(api_key_env)):
+        if "api_key_env" in table and (not isinstance(api_key_env, str) or not ENV_NAME.fullmatch(api_key_env)):
             # Never echo the value: people paste the key itself here.
             raise ConfigError(
                 f"{prefix} api_key_env: expected the name of an environment variable (like MYLAB_API_KEY), "
@@ -471,7 +353,7 @@ def _per_model_tables(tables, providers, prefix: str) -> dict[str, dict]:
     return out
 
 
-def _apply_flags(mix: Mix, o: Overrides) -> Mix:
+def apply_flags(mix: Mix, o: Overrides) -> Mix:
     """Flags that set a value for every model go on top of everything else."""
     common = dict(temperature=o.temperature, max_tokens=o.max_tokens, system=o.system, timeout=o.timeout)
     layers = tuple(
@@ -522,43 +404,3 @@ def _local_models(config: Mapping, where: str) -> dict[str, str]:
     if not isinstance(models, dict) or not all(isinstance(v, str) for v in models.values()):
         raise ConfigError(f'{prefix} models: expected a table of names to GGUF paths, like tiny = "/path/model.gguf"')
     return {str(k): v for k, v in models.items()}
-
-
-# ---------------------------------------------------------------- secrets
-
-
-def secret_values(
-    providers: Mapping[str, ProviderSpec], env: Mapping[str, str], stored: Mapping[str, str]
-) -> tuple[str, ...]:
-    """Every string that must never be printed: known keys and credential-like header values."""
-    values: set[str] = set(stored.values())
-    for spec in providers.values():
-        if spec.api_key_env and env.get(spec.api_key_env):
-            values.add(env[spec.api_key_env])
-        for header, value in spec.headers.items():
-            for name in _ENV_REF.findall(value):  # `${VAR}` in a header: its value is a secret too
-                if env.get(name):
-                    values.add(env[name])
-            if not _ENV_REF.search(value):
-                values.update(header_secrets({header: value}))
-    return tuple(sorted((v for v in values if len(v) >= 4), key=len, reverse=True))
-
-
-def _check_flags(o: Overrides) -> None:
-    for name in ("temperature", "max_tokens", "reference_max_tokens", "timeout", "rounds", "retries",
-                 "min_proposers", "proposer_deadline", "concurrency"):
-        value = getattr(o, name)
-        if value is not None:
-            check_value(name, value, "invalid value for", UsageError, label="--" + name.replace("_", "-"))
-    if o.mix is not None and not o.mix.strip():
-        raise UsageError("--mix: expected a mix name (see `moa mixes`)")
-
-
-def _check_shape(data: Mapping, where: str) -> None:
-    for key, value in data.items():
-        if key not in SECTIONS:
-            raise ConfigError(one_line(
-                f"config error in {where}: unknown section '{key}' (expected one of: {', '.join(SECTIONS)})"
-            ))
-        if not isinstance(value, dict):
-            raise ConfigError(f"config error in {where}: {key}: expected a table, like [{key}]")

@@ -10,8 +10,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from .errors import UsageError
-from .store import SessionInfo, Store, TurnRecord
+from ..errors import UsageError
+from ..store import SessionInfo, Store, TurnRecord
 
 ACTIONS = ("list", "show", "export", "delete")
 

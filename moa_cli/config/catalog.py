@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .providers.base import Usage
+from ..providers.base import Usage
 
 # (input, output) $/M tokens, as listed by Together for serverless models in 2025.
 BUILTIN_PRICES: dict[str, tuple[float, float]] = {
@@ -33,6 +33,19 @@ def cost(label: str, usage: Usage, prices: Mapping[str, tuple[float, float]]) ->
             return 0.0  # running on this machine costs no money
         return None
     return (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1_000_000
+
+
+def turn_cost(turn, prices: Mapping[str, tuple[float, float]]) -> tuple[float, list[str]]:
+    """(dollars for a turn's priced calls, labels of its calls with no known price)."""
+    total, unknown = 0.0, []
+    for result in turn.calls():
+        dollars = cost(result.call.label, result.usage, prices)
+        if dollars is None:
+            if result.call.label not in unknown and (result.usage.prompt_tokens or result.usage.completion_tokens):
+                unknown.append(result.call.label)
+        else:
+            total += dollars
+    return total, unknown
 
 
 # Context windows in tokens; unknown models get DEFAULT_CONTEXT_WINDOW.

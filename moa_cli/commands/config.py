@@ -1,0 +1,96 @@
+"""`moa config path|show|init`: where the config file is, the file checked and shown with its
+secrets hidden, or a commented example written (never over an existing file)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..config import Overrides, keystore, load_config_file, load_env, paths, resolve, secret_values
+from ..config.redact import redacted
+from ..config.toml_write import dump_toml
+from ..errors import UsageError, redact
+
+EXAMPLE_CONFIG = """\
+## moa configuration (TOML). Every section is optional: built-in mixes and providers always exist.
+## Lines starting with a single '#' are examples: remove the '# ' to use them.
+## `moa config show` checks this file; `moa mixes show NAME` prints any mix in this format.
+
+## Defaults for every run; command-line flags override them.
+# [defaults]
+# mix = "together-2025"      # the mix used when no --mix is given
+# temperature = 0.7          # any per-model setting: temperature, max_tokens, system, timeout, ...
+# max_tokens = 1024
+# reference_max_tokens = 512 # a cap for reference models only
+# timeout = 60               # seconds per call (connect and read)
+# retries = 2
+# min_proposers = 1          # answers a round needs before a straggler may be cut
+# proposer_deadline = 30     # cut stragglers this many seconds into a round (default: cut a
+#                            # reference that sent nothing for max(15 s, 2x the answers' time))
+
+## Any OpenAI-compatible endpoint becomes a provider; use it as "mylab:MODEL".
+# [providers.mylab]
+# base_url = "http://127.0.0.1:8000/v1"
+# api_key_env = "MYLAB_API_KEY"      # the variable holding the key (never the key itself)
+# headers = { "X-Team" = "research" }  # sent with every request; "${VAR}" reads the environment
+
+## A mix: reference layers (one list of models per round) and an aggregator.
+# [mixes.mine]
+# description = "two fast models, one careful aggregator"
+# layers = [["together:meta-llama/Llama-3.3-70B-Instruct-Turbo", "mylab:qwen2.5-7b"]]
+# aggregator = "together:deepseek-ai/DeepSeek-V3"
+# rounds = 2                 # repeat the last layer to make two rounds
+# strategy = "synthesize"    # or "rank", "coding", or a template using {answers} and {question}
+# shuffle = true             # shuffle the answers so the aggregator cannot favour a position
+# max_tokens = 512           # mix-level settings apply to every model of the mix
+## Per-model settings: above mix-level values, below the entry's own inline table.
+# [mixes.mine.models."mylab:qwen2.5-7b"]
+# temperature = 0.2
+# system = "Answer briefly."
+# timeout = 30
+# weight = 0.5               # lower weight: less preferred as a fallback answer
+
+## Shorthand: the same references every round; entries may be inline tables.
+# [mixes.judge]
+# references = ["together:Qwen/Qwen2.5-72B-Instruct-Turbo", { model = "together:deepseek-ai/DeepSeek-V3", temperature = 0.2, seed = 7 }]
+# rounds = 1
+# aggregator = "together:deepseek-ai/DeepSeek-V3"
+# strategy = "Pick the most accurate answer to: {question}\\n\\n{answers}\\n\\nReply with that answer only."
+
+## GGUF files for the local provider: then use "local:tiny".
+# [local.models]
+# tiny = "/path/to/model.gguf"
+
+## Prices for the cost line, in dollars per million tokens (extends the built-in table).
+# [pricing."mylab:qwen2.5-7b"]
+# input = 0.10
+# output = 0.30
+"""
+
+
+def run(action: str) -> None:
+    path = paths.config_file()
+    if action == "path":
+        sys.stdout.write(f"{path}\n")
+    elif action == "show":
+        data = load_config_file(path)  # a broken file is reported (exit 2), never shown as fine
+        env = load_env()
+        settings = resolve(Overrides(mix=None), env, data, path)  # checks every section and user mix
+        if not path.exists():
+            sys.stdout.write(f"# {path} does not exist: built-in mixes and defaults are in use.\n"
+                             "# `moa config init` writes a commented example there.\n")
+            return
+        secrets = secret_values(settings.providers, env, keystore.load_keys())
+        sys.stdout.write(
+            f"# {path}: valid. Default mix: {settings.default_mix_name()}. Secrets are shown as ***.\n"
+            + redact(dump_toml(redacted(data, secrets)), secrets)
+        )
+    elif action == "init":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite, not even in a race
+                handle.write(EXAMPLE_CONFIG)
+        except FileExistsError:
+            raise UsageError(f"{path} already exists; not overwriting it (`moa config show` prints it)") from None
+        sys.stdout.write(f"wrote {path}\n")
+    else:
+        raise UsageError(f"unknown action '{action}': use `moa config path`, `show` or `init`")

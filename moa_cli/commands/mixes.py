@@ -1,0 +1,70 @@
+"""`moa mixes`: list the mixes and where each comes from, or print one resolved, as TOML."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from typing import Any, Mapping
+
+from ..config import Overrides, load_settings, resolve
+from ..config import builtin_mixes
+from ..config.schema import Mix
+from ..config.toml_write import mix_to_toml, toml_key
+from ..errors import UsageError
+
+
+def run(action: str, name: str | None) -> None:
+    if action not in ("list", "show"):
+        if name is None:
+            name, action = action, "show"  # `moa mixes NAME` is `moa mixes show NAME`
+        else:
+            raise UsageError(f"unknown action '{action}': use `moa mixes` or `moa mixes show NAME`")
+    if action == "show":
+        settings = load_settings(Overrides(mix=name))
+        for notice in settings.all_notices():  # no name: the mix `moa ask` would run, maybe the local stand-in
+            sys.stderr.write(f"moa: {notice}\n")
+        sys.stdout.write(show_mix(settings.mix, settings.mix_data(settings.mix.name), settings.mix_origin(settings.mix.name)))
+        return
+    settings = load_settings(Overrides())
+    default = settings.default_mix_name()
+    blocks = []
+    for mix_name in settings.mix_names():
+        mix = resolve(Overrides(mix=mix_name), settings.env, settings.config, settings.config_path).mix
+        data, origin = settings.mix_data(mix_name), settings.mix_origin(mix_name)
+        tags = ["default"] if mix_name == default else []
+        if origin != "built-in":
+            tags.append(f"[mixes.{toml_key(mix_name)}] in {origin}")
+            if mix_name in builtin_mixes.BUILTIN_MIXES:
+                tags.append("replaces the built-in mix of that name")
+        lines = [mix_name + (f" ({'; '.join(tags)})" if tags else "")]
+        if mix.description:
+            lines.append(f"    {mix.description}")
+        lines.append(f"    {describe_shape(mix)}")
+        if data.get("source"):
+            lines.extend(textwrap.wrap(f"source: {data['source']}", width=96, initial_indent="    ",
+                                       subsequent_indent="      ", break_on_hyphens=False,
+                                       break_long_words=False))
+        blocks.append("\n".join(lines))
+    sys.stdout.write("\n\n".join(blocks) + "\n")
+    sys.stdout.write("\n`moa mixes show NAME` prints a mix as a config table; `moa ask --mix NAME` uses it.\n")
+
+
+def describe_shape(mix: Mix) -> str:
+    agg = f"aggregator {mix.aggregator.label}"
+    if not mix.layers:
+        return f"the {agg} alone"
+    rounds = f"{mix.rounds} round{'s' if mix.rounds != 1 else ''}"
+    first = mix.layers[0]
+    labels = {m.label for m in first}
+    if len(labels) == 1 and len(first) > 1:
+        refs = f"{len(first)} samples of {first[0].label}"
+    else:
+        refs = f"{len(first)} reference{'s' if len(first) != 1 else ''}"
+    return f"{rounds} of {refs}, then the {agg}"
+
+
+def show_mix(mix: Mix, data: Mapping[str, Any], origin: str) -> str:
+    where = "a built-in mix" if origin == "built-in" else f"[mixes.{toml_key(mix.name)}] in {origin}"
+    head = (f"# {mix.name}: {where}, resolved (defaults, per-model tables and flags applied).\n"
+            "# Paste it into your config file (`moa config path`) to make your own version.\n")
+    return head + mix_to_toml(mix, source=data.get("source"))

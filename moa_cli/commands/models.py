@@ -1,0 +1,35 @@
+"""`moa models PROVIDER`: the models a provider serves, from its /models endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from ..config import Overrides, keystore, load_config_file, load_env, paths, resolve
+from ..errors import UsageError
+
+
+def run(provider_name: str) -> None:
+    from ..providers import build_provider
+
+    env = load_env()
+    config_path = paths.config_file()
+    config = load_config_file(config_path)
+    settings = resolve(Overrides(), env, config, config_path)  # checks the whole file
+    providers = settings.providers
+    spec = providers.get(provider_name)
+    if spec is None:
+        raise UsageError(f"unknown provider '{provider_name}'; known providers: {', '.join(sorted(providers))}")
+    provider = build_provider(spec, env, keystore.load_keys(), settings.local_models)
+
+    async def fetch():
+        try:
+            return await provider.list_models()
+        finally:
+            await provider.aclose()
+
+    names = asyncio.run(fetch())
+    if not names:
+        sys.stderr.write(f"moa: provider '{provider_name}' lists no models\n")
+    for model_id in names:
+        sys.stdout.write(f"{provider_name}:{model_id}\n")

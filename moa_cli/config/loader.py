@@ -1,0 +1,60 @@
+"""Reading what configures moa: the environment, a .env file and the TOML config file.
+
+The one loader every command uses (`load_settings`); nothing here ever writes a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..providers import ProviderSpec
+from . import paths
+from .settings import Overrides, Settings
+from .validate import check_shape, one_line
+
+
+def load_env(cwd: Path | None = None) -> dict[str, str]:
+    """The environment with a .env file under it: the real environment wins."""
+    from dotenv import dotenv_values
+
+    dotenv_path = (cwd or Path.cwd()) / ".env"
+    values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None} if dotenv_path.is_file() else {}
+    return {**values, **os.environ}
+
+
+def load_config_file(path: Path) -> dict:
+    """The parsed config file ({} when there is none). Read only: it is never rewritten."""
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(one_line(f"config error in {path}: invalid TOML: {error}")) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config error in {path}: invalid TOML: the file is not UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError(f"config error in {path}: cannot read it: {error.strerror}") from None
+    check_shape(data, str(path))
+    return data
+
+
+def load_settings(overrides: Overrides = Overrides(), cwd: Path | None = None) -> Settings:
+    env = load_env(cwd)
+    path = paths.config_file()
+    from .resolve import resolve
+
+    return resolve(overrides, env, load_config_file(path), path)
+
+
+def load_providers(config: Mapping[str, Any], config_path: Path | None = None) -> dict[str, ProviderSpec]:
+    """Built-in providers plus the config's `[providers.NAME]` tables, checked."""
+    where = str(config_path) if config_path else "config"
+    check_shape(config, where)
+    from .resolve import providers_of
+
+    return providers_of(config, where)

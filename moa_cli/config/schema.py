@@ -1,0 +1,108 @@
+"""The config schema: what each setting is, its allowed range, and the immutable values it
+resolves to (one model's settings, a mix of them, run options).
+
+Config files, named mixes and flags all produce these values; the engine only reads them. Every
+key set and rule is defined here once, for the resolver, the validator and the writers alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+
+@dataclass(frozen=True)
+class ModelSettings:
+    provider: str
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    system: str | None = None
+    timeout: float | None = None
+    weight: float = 1.0
+    seed: int | None = None
+    context_window: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    def with_(self, **changes) -> "ModelSettings":
+        """A copy with the given fields changed; None values leave a field as it is."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Mix:
+    name: str
+    layers: tuple[tuple[ModelSettings, ...], ...]  # one tuple of reference models per round
+    aggregator: ModelSettings
+    strategy: str = "synthesize"  # "synthesize", "rank", or a template with {answers}/{question}
+    shuffle: bool = False
+    description: str = ""
+
+    @property
+    def rounds(self) -> int:
+        return len(self.layers)
+
+    def models(self) -> list[ModelSettings]:
+        return [m for layer in self.layers for m in layer] + [self.aggregator]
+
+    def providers(self) -> set[str]:
+        return {m.provider for m in self.models()}
+
+    def describe(self) -> str:
+        """The mix by its models, "a,b → agg ×2": how a mix changed by flags is named."""
+        refs = ",".join(dict.fromkeys(m.label for m in self.layers[0])) if self.layers else ""
+        text = f"{refs} → {self.aggregator.label}" if refs else self.aggregator.label
+        return text + (f" ×{self.rounds}" if self.rounds > 1 else "")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a turn runs, independent of which models run it."""
+
+    timeout: float = 60.0  # connect/read timeout per call, seconds
+    retries: int = 2  # extra tries for 429, 5xx and connection errors
+    backoff: float = 0.5  # first retry delay, doubled each try, with jitter
+    min_proposers: int = 1  # answers a round needs before stragglers may be cut
+    # Seconds into a round after which stragglers are cut. None: no fixed deadline; a reference
+    # that has gone silent is cut once half the round has answered (see engine.STALL_MIN).
+    proposer_deadline: float | None = None
+    fallback: bool = True  # on aggregator failure, answer with the best reference answer
+    concurrency: int | None = None  # calls in flight per provider; None means unlimited
+    multi_turn: bool = True
+    log: bool = True  # save every turn in the sessions database (--no-log, `log = false`)
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- keys a config file may hold
+
+MODEL_KEYS = frozenset({"temperature", "max_tokens", "system", "timeout", "weight", "seed", "context_window"})
+RUN_OPTION_KEYS = frozenset(f.name for f in fields(RunOptions)) - {"extra"}
+DEFAULTS_KEYS = frozenset({"mix", "reference_max_tokens"}) | MODEL_KEYS | RUN_OPTION_KEYS
+MIX_KEYS = frozenset({"description", "source", "layers", "references", "aggregator", "rounds", "strategy",
+                      "shuffle", "models"}) | MODEL_KEYS
+PROVIDER_KEYS = frozenset({"kind", "base_url", "api_key_env", "headers", "description", "key_required"})
+SECTIONS = ("defaults", "providers", "mixes", "pricing", "local")
+BOOLEAN_KEYS = frozenset({"fallback", "multi_turn", "shuffle", "log"})
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# name -> (type, minimum, maximum, what a user should give)
+RULES: dict[str, tuple[type, float | None, float | None, str]] = {
+    "temperature": (float, 0.0, 2.0, "a number from 0 to 2"),
+    "max_tokens": (int, 1, None, "a whole number of at least 1"),
+    "reference_max_tokens": (int, 1, None, "a whole number of at least 1"),
+    "timeout": (float, 0.001, None, "a number of seconds above 0"),
+    "weight": (float, 0.0, None, "a number of at least 0"),
+    "seed": (int, None, None, "a whole number"),
+    "context_window": (int, 256, None, "a whole number of at least 256"),
+    "rounds": (int, 0, 10, "a whole number from 0 to 10"),
+    "retries": (int, 0, 10, "a whole number from 0 to 10"),
+    "backoff": (float, 0.0, 60.0, "a number of seconds from 0 to 60"),
+    "min_proposers": (int, 1, None, "a whole number of at least 1"),
+    "proposer_deadline": (float, 0.0, None, "a number of seconds of at least 0"),
+    "concurrency": (int, 1, None, "a whole number of at least 1"),
+    "price": (float, 0.0, None, "a number of dollars of at least 0"),
+}
+
+

@@ -1,0 +1,220 @@
+"""The turn service: the one way a frontend runs a turn.
+
+`ask`, `chat`, `serve` and `bench` all go through `TurnService.run`, which opens the providers,
+runs the engine, fans its events out to the frontend's listeners, saves the turn (partial
+answers too, when it failed or was interrupted) and returns a `TurnOutcome`.
+
+A listener that raises (a closed pipe, a full disk, a renderer bug) is detached and reported in
+`TurnOutcome.output_errors`; it never counts against a model, and the turn goes on to be saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from . import prompts
+from .config import Settings, keystore
+from .config.catalog import DEFAULT_CONTEXT_WINDOW, turn_cost
+from .config.schema import Mix, ModelSettings
+from .engine import Engine, Listener, ProviderPool
+from .errors import MoaError
+from .events import TurnResult
+from .providers import build_provider
+
+if TYPE_CHECKING:
+    from .store import Store
+
+PROMPT_RESERVE = 256  # tokens kept free for the answer when a model has no max_tokens
+
+
+@dataclass
+class TurnOutcome:
+    turn: TurnResult  # every answer that arrived, whole or partial
+    status: str  # ok | failed | interrupted
+    error: MoaError | None = None  # why the turn failed
+    output_errors: list[BaseException] = field(default_factory=list)  # listeners that failed
+    turn_id: int | None = None  # where the turn was saved, if it was
+    session_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def open_pool(settings: Settings) -> ProviderPool:
+    """Providers for the mix, built now so a missing key fails before any call starts."""
+    stored = keystore.load_keys()
+
+    def factory(name: str):
+        return build_provider(settings.providers[name], settings.env, stored, settings.local_models)
+
+    pool = ProviderPool(factory, settings.options.concurrency)
+    for name in sorted(settings.mix.providers()):
+        pool.get(name)
+    return pool
+
+
+def fit_to_window(model: ModelSettings, messages: tuple[dict, ...]) -> tuple[tuple[dict, ...], bool]:
+    window = model.context_window or DEFAULT_CONTEXT_WINDOW
+    budget = window - (model.max_tokens or PROMPT_RESERVE) - 32
+    return prompts.fit_messages(messages, max(budget, 64))
+
+
+class TurnService:
+    """Runs turns for one frontend: one provider pool, one optional store, one current session.
+
+    With a store and `settings.options.log` on (the default), every turn is saved; the session is
+    created with the first turn unless `session_id` names one to continue.
+    """
+
+    def __init__(self, settings: Settings, *, store: "Store | None" = None, session_id: int | None = None,
+                 session_name: str | None = None):
+        self.settings = settings
+        self.store = store
+        self.session_id = session_id
+        self.session_name = session_name  # given to the session when the first turn creates it
+        self.pool: ProviderPool | None = None
+        self.resumed = None  # the SessionInfo continued, if any (set by open_service)
+        self._memory: list[dict] = []  # the context when turns are not logged (--no-log)
+
+    @property
+    def logging(self) -> bool:
+        return self.store is not None and self.settings.options.log
+
+    async def use(self, settings: Settings) -> None:
+        """Switch settings between turns; the providers are reopened when the mix needs others."""
+        old, self.settings = self.settings, settings
+        if old.mix.providers() != settings.mix.providers() or old.options.concurrency != settings.options.concurrency:
+            await self.aclose()  # the next turn opens a pool for the new mix (and checks its keys)
+
+    def history(self) -> list[dict]:
+        """The conversation so far, from the session, when the settings send it as context."""
+        if not self.settings.options.multi_turn:
+            return []
+        if self.store is not None and self.session_id is not None:
+            return self.store.context_messages(self.session_id) + (self._memory if not self.logging else [])
+        return list(self._memory)
+
+    def new_session(self) -> None:
+        """Forget the conversation: the next turn starts a new session."""
+        self.session_id, self.session_name, self.resumed, self._memory = None, None, None, []
+
+    async def run(self, question: str, *, history: Sequence[dict] | None = None,
+                  listeners: Sequence[Listener] = (), replaces: int | None = None) -> TurnOutcome:
+        """Run one turn for `question` after `history` (default: the session's context).
+
+        Never raises for a failed turn: the outcome says why. When cancelled (Ctrl-C, a client
+        that went away) the partial turn is saved as interrupted and the cancellation goes on.
+        """
+        history = self.history() if history is None else list(history)
+        conversation = [*history, {"role": "user", "content": question}]
+        settings = self.settings
+        engine = Engine(self.pool, settings.options, listeners, fit=fit_to_window)
+        outcome = TurnOutcome(TurnResult(mix=settings.mix.name, started=time.time()), "ok")
+        try:
+            try:
+                if self.pool is None:
+                    self.pool = open_pool(settings)  # a missing key fails here, before any call
+                    engine.pool = self.pool
+                outcome.turn = await engine.run_turn(settings.mix, conversation)
+            except MoaError as error:
+                outcome.status, outcome.error = "failed", error
+                outcome.turn = getattr(error, "turn", None) or engine.turn or outcome.turn
+        except asyncio.CancelledError:
+            outcome.status, outcome.turn = "interrupted", engine.turn or outcome.turn
+            outcome.turn.elapsed = time.time() - outcome.turn.started
+            self._save(question, outcome, replaces)
+            engine.close_listeners()
+            raise
+        engine.finish_listeners(outcome.turn, str(outcome.error) if outcome.error else None)
+        outcome.output_errors = [error for _, error in engine.listener_errors]
+        self._save(question, outcome, replaces)
+        if outcome.ok and not self.logging:
+            if replaces is not None:
+                self._memory = self._memory[:-2]
+            self._memory += [conversation[-1], {"role": "assistant", "content": outcome.turn.final}]
+        return outcome
+
+    def _save(self, question: str, outcome: TurnOutcome, replaces: int | None) -> None:
+        if not self.logging:
+            return
+        settings, store = self.settings, self.store
+        if self.session_id is None:
+            self.session_id = (store.get_or_create_named(self.session_name, settings.mix.name).id
+                               if self.session_name else store.create_session(mix=settings.mix.name))
+        dollars, unknown = turn_cost(outcome.turn, settings.prices)
+        outcome.session_id = self.session_id
+        outcome.turn_id = store.add_turn(
+            self.session_id, question, outcome.turn, status=outcome.status,
+            error=str(outcome.error) if outcome.error else ("interrupted" if outcome.status == "interrupted" else None),
+            cost=None if unknown else dollars, replaces=replaces, mix_json=mix_to_json(settings.mix),
+        )
+
+    async def aclose(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.aclose()
+
+    def close(self) -> None:
+        """Close the store (the pool is closed by `aclose`, inside the event loop)."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def mix_to_json(mix: Mix) -> str:
+    return json.dumps(asdict(mix))
+
+
+def mix_from_json(text: str) -> Mix | None:
+    """The mix a session last ran, from its stored JSON; None when it cannot be read back."""
+    try:
+        data = json.loads(text)
+        known = set(ModelSettings.__dataclass_fields__)
+
+        def model(entry: dict[str, Any]) -> ModelSettings:
+            return ModelSettings(**{k: v for k, v in entry.items() if k in known})
+
+        return Mix(
+            name=str(data["name"]),
+            layers=tuple(tuple(model(m) for m in layer) for layer in data["layers"]),
+            aggregator=model(data["aggregator"]),
+            strategy=str(data.get("strategy", "synthesize")),
+            shuffle=bool(data.get("shuffle", False)),
+            description=str(data.get("description", "")),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def open_service(settings: Settings, *, continue_last: bool = False, session_name: str | None = None) -> TurnService:
+    """A turn service for a frontend. Turns are logged unless `log` is off; `continue_last` or
+    `session_name` continue a session, with the mix it last ran unless flags chose the models."""
+    from .errors import UsageError
+    from .store import Store
+
+    if session_name is not None and not session_name.strip():
+        raise UsageError("--session: expected a session name")
+    resuming = continue_last or session_name is not None
+    if not settings.options.log and not resuming:
+        return TurnService(settings)
+    store = Store.open()
+    try:
+        info = store.find_session(session_name) if session_name is not None else (
+            store.last_session() if continue_last else None)
+        if info is not None and not settings.overrides.picks_models() and not settings.overrides.changes_models():
+            stored = store.last_mix_json(info.id)
+            mix = mix_from_json(stored) if stored else None
+            if mix is not None:
+                settings = settings.with_mix(mix)
+        service = TurnService(settings, store=store, session_id=info.id if info else None,
+                              session_name=session_name.strip() if session_name else None)
+        service.resumed = info
+        return service
+    except BaseException:
+        store.close()
+        raise
