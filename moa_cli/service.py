@@ -72,12 +72,14 @@ class TurnService:
     """
 
     def __init__(self, settings: Settings, *, store: "Store | None" = None, session_id: int | None = None,
-                 session_name: str | None = None):
+                 session_name: str | None = None, pool: ProviderPool | None = None):
         self.settings = settings
         self.store = store
         self.session_id = session_id
         self.session_name = session_name  # given to the session when the first turn creates it
-        self.pool: ProviderPool | None = None
+        # A pool passed in is shared (a server's, for all its requests) and closed by its owner.
+        self.pool: ProviderPool | None = pool
+        self._owns_pool = pool is None
         self.resumed = None  # the SessionInfo continued, if any (set by open_service)
         self._memory: list[dict] = []  # the context when turns are not logged (--no-log)
 
@@ -89,7 +91,8 @@ class TurnService:
         """Switch settings between turns; the providers are reopened when the mix needs others."""
         old, self.settings = self.settings, settings
         if old.mix.providers() != settings.mix.providers() or old.options.concurrency != settings.options.concurrency:
-            await self.aclose()  # the next turn opens a pool for the new mix (and checks its keys)
+            await self.aclose()
+            self._owns_pool = True  # the next turn opens a pool for the new mix (and checks its keys)
 
     def history(self) -> list[dict]:
         """The conversation so far, from the session, when the settings send it as context."""
@@ -157,7 +160,8 @@ class TurnService:
     async def aclose(self) -> None:
         if self.pool is not None:
             pool, self.pool = self.pool, None
-            await pool.aclose()
+            if self._owns_pool:
+                await pool.aclose()
 
     def close(self) -> None:
         """Close the store (the pool is closed by `aclose`, inside the event loop)."""
