@@ -33,7 +33,7 @@ Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", hel
 MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", help="Output token cap for every call.")]
 RefMaxTokens = Annotated[Optional[int], typer.Option("--reference-max-tokens", help="Output cap for reference models only.")]
 System = Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt for every model.")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Connect/read timeout per call, seconds.")]
+Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Longest silence allowed between two pieces of an answer, seconds (default 60).")]
 Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors.")]
 MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut.")]
 Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut.")]

@@ -21,8 +21,9 @@ EXAMPLE_CONFIG = """\
 # temperature = 0.7          # any per-model setting: temperature, max_tokens, system, timeout, ...
 # max_tokens = 1024
 # reference_max_tokens = 512 # a cap for reference models only
-# timeout = 60               # seconds per call (connect and read)
+# timeout = 60               # seconds: the longest silence allowed between two pieces of an answer
 # retries = 2
+# log = true                 # save every turn in the sessions database
 # min_proposers = 1          # answers a round needs before a straggler may be cut
 # proposer_deadline = 30     # cut stragglers this many seconds into a round (default: cut a
 #                            # reference that sent nothing for max(15 s, 2x the answers' time))

@@ -1,0 +1,102 @@
+"""Contract tests per SDK: the real `openai` and `together` SDKs, driven through moa's providers
+against the tests' server. They pin what moa relies on from each SDK's public API: the request
+body it sends, and how its errors come back as moa errors. An SDK upgrade that changes either
+fails here, not in a user's turn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from moa_cli.errors import AuthError, ModelNotFound, ProviderError
+from moa_cli.providers.base import ChatRequest
+from moa_cli.providers.openai_compat import OpenAICompatProvider
+from moa_cli.providers.together_sdk import TogetherProvider
+
+KEY = os.urandom(12).hex()  # no known prefix: redaction must not rely on the key's shape
+
+
+def _provider(kind: str, server):
+    if kind == "openai":
+        return OpenAICompatProvider("openai", KEY, server.v1, {"X-Team": "lab"})
+    return TogetherProvider("together", KEY, server.url, {"X-Team": "lab"})
+
+
+async def _collect(provider, request: ChatRequest):
+    text, usage = "", None
+    try:
+        async for chunk in provider.stream(request):
+            text += chunk.text
+            usage = chunk.usage or usage
+    finally:
+        await provider.aclose()
+    return text, usage
+
+
+MESSAGES = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"},
+            {"role": "assistant", "content": "hi"}, {"role": "user", "content": "what now?"})
+
+
+@pytest.mark.parametrize("kind", ["openai", "together"])
+def test_the_request_body_is_the_public_chat_completions_shape(kind, server):
+    server.api_key = KEY
+    request = ChatRequest("m-1", MESSAGES, temperature=0.3, max_tokens=42, timeout=5, seed=7)
+    text, usage = asyncio.run(_collect(_provider(kind, server), request))
+    assert text == "m-1 answer 1: what now?"
+    assert usage is not None and usage.completion_tokens == 5  # one per streamed word
+    (sent,) = server.requests("m-1")
+    body = sent["body"]
+    assert body["messages"] == list(MESSAGES)  # as `messages`, never smuggled in extra_body
+    assert body["model"] == "m-1" and body["stream"] is True
+    assert (body["temperature"], body["max_tokens"], body["seed"]) == (0.3, 42, 7)
+    assert sent["path"] == "/v1/chat/completions"
+    assert sent["headers"]["x-team"] == "lab"
+    if kind == "openai":
+        assert body["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize("kind", ["openai", "together"])
+@pytest.mark.parametrize("status, kind_of_error, retryable", [
+    (401, AuthError, False), (403, AuthError, False), (404, ModelNotFound, False),
+    (429, ProviderError, True), (500, ProviderError, True), (503, ProviderError, True),
+    (400, ProviderError, False),
+])
+def test_http_errors_become_moa_errors_with_status_and_no_key(kind, status, kind_of_error, retryable, server):
+    server.script("m-1", status=status)
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(_collect(_provider(kind, server), ChatRequest("m-1", MESSAGES, timeout=5)))
+    error = caught.value
+    assert type(error) is kind_of_error
+    assert error.status == status and error.retryable is retryable
+    assert f"HTTP {status}" in error.message and f"{kind}:m-1" in error.message
+    assert KEY not in error.message
+
+
+@pytest.mark.parametrize("kind", ["openai", "together"])
+def test_retry_after_is_read_from_a_429(kind, server):
+    server.script("m-1", errors=[{"status": 429, "retry_after": 3}])
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(_collect(_provider(kind, server), ChatRequest("m-1", MESSAGES, timeout=5)))
+    assert caught.value.retry_after == 3.0
+
+
+@pytest.mark.parametrize("kind", ["openai", "together"])
+def test_an_unreachable_endpoint_is_a_retryable_connection_error(kind, server):
+    port = server.port
+    server.stop()
+    provider = (OpenAICompatProvider("openai", KEY, f"http://127.0.0.1:{port}/v1", {}) if kind == "openai"
+                else TogetherProvider("together", KEY, f"http://127.0.0.1:{port}", {}))
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(_collect(provider, ChatRequest("m-1", MESSAGES, timeout=5)))
+    assert caught.value.retryable and caught.value.status is None
+    assert KEY not in caught.value.message
+
+
+@pytest.mark.parametrize("kind", ["openai", "together"])
+def test_a_stream_cut_before_its_end_is_a_retryable_drop(kind, server):
+    server.script("m-1", reply="one two three four five", drop_after=2)
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(_collect(_provider(kind, server), ChatRequest("m-1", MESSAGES, timeout=5)))
+    assert caught.value.retryable and "ended before the answer was complete" in caught.value.message
