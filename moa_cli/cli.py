@@ -159,12 +159,31 @@ def keys(
 
 
 def main() -> None:
-    """Entry point: run the command, then exit with its code through the normal interpreter exit,
-    so atexit handlers (local models' cleanup) run."""
+    """The console entry point. Programs embedding moa call `run(argv)`, which returns the code."""
     from .output import guard_standard_streams
 
     guard_standard_streams()
-    sys.exit(run(sys.argv[1:]))
+    _leave(run(sys.argv[1:]))
+
+
+def _leave(code: int) -> None:
+    """Exit once everything is closed. The frontends close the store and the provider clients
+    themselves; the atexit handlers (llama.cpp models' cleanup among them) run here. What is
+    skipped is only the interpreter's teardown of the SDKs' thousands of classes: measured at
+    ~0.25 s of a 1.2 s-ideal `moa ask` (BENCHMARKS.md). Under `python -X dev` the normal exit
+    runs, so tests still see any resource a command leaks."""
+    import atexit
+
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if sys.flags.dev_mode or run_exit_handlers is None:
+        sys.exit(code)
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass  # the reader left or the stream was closed: nothing more can be said
+    os._exit(code)
 
 
 def run(argv: list[str]) -> int:

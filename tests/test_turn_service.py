@@ -157,3 +157,17 @@ def test_json_and_history_name_what_actually_ran(moa, moa_env):
     named = moa("ask", "--json", "-m", "self-moa", "-t", "0.1", "q",
                 env={"TOGETHER_API_KEY": "tk-" + os.urandom(8).hex()})
     assert json.loads(named.stdout)["mix"] == "self-moa"  # a named mix with only sampling changed
+
+
+def test_a_full_interpreter_exit_shows_no_leaked_resource(moa_env, tmp_path, server):
+    """`python -X dev` runs the normal interpreter teardown (no fast exit) and turns on
+    ResourceWarning: an unclosed client, store or task would be reported on stderr."""
+    import sys
+
+    for args in (["ask", *MIX, "q"], ["ask", "--json", *MIX, "--no-log", "q"], ["chat", *MIX]):
+        proc = subprocess.run([sys.executable, "-X", "dev", "-m", "moa_cli", *args], env=moa_env, cwd=tmp_path,
+                              input="q1\nq2\n" if args[0] == "chat" else None, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        for sign in ("ResourceWarning", "Exception ignored", "Task was destroyed", "Traceback", "unclosed"):
+            assert sign not in proc.stderr, (args, proc.stderr)
