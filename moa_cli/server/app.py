@@ -157,13 +157,18 @@ class TurnResponse:
         except OSError:  # the client left while a write was under way
             note["outcome"] = "client closed"
         except asyncio.CancelledError:
+            # Only uvicorn cancels a request's task: its shutdown grace period is over. The turn
+            # is cancelled below and the client told; ending normally here (not re-raising) is
+            # what a clean stop means, where a re-raise would be logged as a crash with a traceback.
             note["outcome"] = "cancelled at shutdown"
             await self._say_goodbye(send)
-            raise
         finally:
             for task in (writer, watcher, turn):
                 task.cancel()
-            await asyncio.gather(writer, watcher, turn, return_exceptions=True)
+            try:
+                await asyncio.gather(writer, watcher, turn, return_exceptions=True)
+            except asyncio.CancelledError:
+                pass  # cancelled again as the event loop closes: the turn is cancelled already
             if turn.done() and not turn.cancelled() and turn.exception() is None:
                 outcome = turn.result()
                 total = outcome.turn.total_usage()
