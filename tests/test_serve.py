@@ -197,3 +197,12 @@ def test_llm_cli_configured_as_an_openai_compatible_model_answers(moa_serve, tmp
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "agg answer 1: what is MoA?"
+
+
+def test_workers_serve_from_several_processes_and_stop_on_sigterm(moa_serve, server):
+    running = moa_serve("--workers", "2")
+    sdk = client(running)
+    answers = [sdk.chat.completions.create(model="openai:agg", messages=[{"role": "user", "content": f"q{i}"}])
+               .choices[0].message.content for i in range(4)]
+    assert [a.split(": ")[1] for a in answers] == ["q0", "q1", "q2", "q3"]
+    assert running.stop() == 0

@@ -63,11 +63,12 @@ def serve(*, mix: str | None, host: str, port: int, api_key: str | None, insecur
                                               "log_prompts": log_prompts})
         if api_key:
             os.environ[API_KEY_ENV] = api_key
-        config = uvicorn.Config("moa_cli.server.run:worker_app", factory=True, workers=workers, **config_args)
-        from uvicorn.supervisors import Multiprocess
-
-        server = uvicorn.Server(config)
-        runner = lambda: Multiprocess(config, target=server.run, sockets=[sock]).run()  # noqa: E731
+        # uvicorn's public entry point runs the workers; it binds the port itself, so the
+        # socket bound above (to report a taken port in one line, and to pick port 0) is freed.
+        port = sock.getsockname()[1]
+        sock.close()
+        runner = lambda: uvicorn.run("moa_cli.server.run:worker_app", factory=True, host=host.strip("[]"),  # noqa: E731
+                                     port=port, workers=workers, **config_args)
     else:
         config = uvicorn.Config(create_app(settings, options), **config_args)
         server = uvicorn.Server(config)
