@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import MOA
@@ -46,6 +47,14 @@ class Running:
             raise AssertionError(f"moa serve exited {self.proc.returncode}: {self.log()}")
         self.url = line.group(1)
         self.v1 = self.url + "/v1"
+        # With --workers the port is bound by uvicorn's supervisor after the line is printed.
+        wait_for(self._healthy, what="moa serve to answer /health")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + "/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
