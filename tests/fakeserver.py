@@ -35,7 +35,7 @@ class Behaviour:
 
 
 class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # the default 5 drops connections when many calls start at once
+    request_queue_size = 1024  # the default 5 drops connections when many calls start at once
 
 
 class FakeServer:
