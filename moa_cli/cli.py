@@ -158,6 +158,30 @@ def keys(
     command.run(action, provider)
 
 
+@app.command()
+def serve(
+    mix: Mix = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --api-key.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port (0 picks a free one, shown on start).")] = 8000,
+    api_key: Annotated[Optional[str], typer.Option(
+        "--api-key", envvar="MOA_SERVER_API_KEY", show_envvar=True, show_default=False,
+        help="Require `Authorization: Bearer KEY` on every /v1 request.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without an API key.")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes (each loads its own local models).")] = 1,
+    grace: Annotated[float, typer.Option("--grace", help="Seconds in-flight requests get to finish after SIGTERM.")] = 30.0,
+    max_body: Annotated[int, typer.Option("--max-body", help="Largest request body, in bytes (413 above).")] = 4 * 1024 * 1024,
+    keep_alive: Annotated[float, typer.Option("--keep-alive", help="Seconds between SSE keep-alive comments.")] = 5.0,
+    log_prompts: Annotated[bool, typer.Option("--log-prompts", help="Put each question in the access log.")] = False,
+):
+    """Serve the mixes as an OpenAI-compatible API (needs the `serve` extra): /v1/chat/completions, /v1/models."""
+    try:
+        from .server.run import serve as run_server
+    except ImportError as error:
+        raise MoaError(f"moa serve needs the serve extra ({error.name} is missing): pip install 'moa-cli[serve]'") from None
+    raise typer.Exit(run_server(mix=mix, host=host, port=port, api_key=api_key, insecure=insecure, workers=workers,
+                                grace=grace, max_body=max_body, keep_alive=keep_alive, log_prompts=log_prompts))
+
+
 def main() -> None:
     """The console entry point. Programs embedding moa call `run(argv)`, which returns the code."""
     from .output import guard_standard_streams

@@ -31,10 +31,11 @@ class Behaviour:
     status: int | None = None  # a permanent HTTP error
     hang: bool = False  # send headers, then nothing until the client leaves or the server stops
     drop_after: int | None = None  # close the connection after this many chunks, with no [DONE]
+    message: str | None = None  # the error message of injected errors (default "injected <status>")
 
 
 class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # the default 5 drops connections when many calls start at once
+    request_queue_size = 1024  # the default 5 drops connections when many calls start at once
 
 
 class FakeServer:
@@ -169,7 +170,8 @@ def _make_handler(server: FakeServer):
                 retry_after = (error or {}).get("retry_after")
                 if retry_after is not None:
                     headers["Retry-After"] = retry_after
-                return self._json(status, {"error": {"message": f"injected {status}", "type": "injected"}}, headers)
+                message = behaviour.message if behaviour.message is not None else f"injected {status}"
+                return self._json(status, {"error": {"message": message, "type": "injected"}}, headers)
             reply = behaviour.reply if behaviour.reply is not None else _default_reply(model, n, body)
             words = reply.split(" ")
             pieces = [" ".join(words[i:i + behaviour.chunk_words]) for i in range(0, len(words), behaviour.chunk_words)]

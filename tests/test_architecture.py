@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("openai", "together", "llama_cpp")
+HEAVY = ("openai", "together", "llama_cpp", "starlette", "uvicorn")
 UI = ("rich", "typer", "prompt_toolkit")
 
 
@@ -35,3 +35,8 @@ def test_an_openai_only_mix_never_imports_together():
     )
     assert "openai" in modules
     assert "together" not in modules and "llama_cpp" not in modules
+
+
+def test_serve_help_imports_no_server_stack():
+    modules = loaded_after("from moa_cli import cli\nassert cli.run(['serve', '--help']) == 0")
+    assert not modules & set(HEAVY), modules & set(HEAVY)

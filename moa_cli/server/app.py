@@ -1,0 +1,281 @@
+"""The Starlette app: `GET /v1/models`, `POST /v1/chat/completions`, `GET /health`.
+
+A client that goes away cancels its turn, and with it every upstream stream, at any point:
+while the references work (before the first token is sent) as well as while the aggregator
+streams. The response watches the ASGI `receive` channel for `http.disconnect` itself, so
+nothing in between may swallow that message: `Guard` is a plain ASGI middleware, never
+Starlette's BaseHTTPMiddleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..config import Settings, keystore, secret_values
+from ..engine import ProviderPool
+from ..errors import redact
+from ..sanitize import json_dumps, one_line_safe
+from ..service import TurnService, open_pool
+from . import protocol, stream
+from .catalog import Catalog
+from .protocol import ApiError, ChatCall
+
+log = logging.getLogger("moa.serve")
+
+SHUTDOWN = "the server is shutting down; try again"
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    api_key: str | None = None  # every /v1 request needs `Authorization: Bearer KEY`
+    max_body: int = 4 * 1024 * 1024  # bytes; a larger request body is a 413
+    keep_alive: float = 5.0  # seconds between SSE comments while no token is ready
+    log_prompts: bool = False  # put the question in the access log
+
+
+def create_app(settings: Settings, options: ServerOptions = ServerOptions(), pool: ProviderPool | None = None) -> Starlette:
+    """The ASGI app for one process. `pool` (the providers, shared by every request) is built
+    here when not given, and closed when the app shuts down."""
+    secrets = (*secret_values(settings.providers, settings.env, keystore.load_keys()),
+               *((options.api_key,) if options.api_key else ()))
+
+    def scrub(text: str) -> str:
+        return redact(text, secrets)
+
+    catalog = Catalog(settings)
+    shared = {"pool": pool}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if shared["pool"] is None:
+            shared["pool"] = open_pool(settings)
+        try:
+            yield
+        finally:
+            await shared["pool"].aclose()
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [_model(m) for m in catalog.model_ids()]})
+
+    async def model(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in catalog.model_ids():
+            raise Catalog._unknown(name)
+        return JSONResponse(_model(name))
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def chat(request: Request) -> Response:
+        call = protocol.parse_chat_request(await _read_body(request, options.max_body), request.headers)
+        note = request.scope.setdefault("state", {})
+        note["model"] = call.model
+        if options.log_prompts:
+            note["prompt"] = call.question
+        turn_settings = catalog.settings_for(call.model, call.temperature, call.max_tokens)
+        return TurnResponse(call, TurnService(turn_settings, pool=shared["pool"]), options, scrub)
+
+    async def api_error(request: Request, error: ApiError) -> Response:
+        return JSONResponse(error.body(), status_code=error.status)
+
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        message = "no such endpoint" if error.status_code == 404 else str(error.detail)
+        return JSONResponse(ApiError(error.status_code, message).body(), status_code=error.status_code)
+
+    return Starlette(
+        routes=[
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/models/{name:path}", model, methods=["GET"]),
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=[Middleware(Guard, api_key=options.api_key, scrub=scrub)],
+        exception_handlers={ApiError: api_error, HTTPException: http_error},
+        lifespan=lifespan,
+    )
+
+
+def _model(name: str) -> dict:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "moa"}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = ApiError(413, f"the request body is larger than the limit of {limit} bytes",
+                         code="request_too_large")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    body = bytearray()
+    try:
+        async for piece in request.stream():
+            body += piece
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        raise ApiError(499, "the client closed the connection") from None
+    return bytes(body)
+
+
+class TurnResponse:
+    """An ASGI response that runs one turn and sends it, whole or streamed, while watching for
+    the client to go away. A client gone, or the server's shutdown grace period over, cancels
+    the turn: every upstream stream is closed before this returns."""
+
+    def __init__(self, call: ChatCall, service: TurnService, options: ServerOptions, scrub: Callable[[str], str]):
+        self.call, self.service, self.options, self.scrub = call, service, options, scrub
+        self.call_id, self.created = protocol.new_id(), int(time.time())
+        self.started = False  # the response's status line is out
+
+    async def __call__(self, scope, receive, send) -> None:
+        note = scope.setdefault("state", {})
+        queue: asyncio.Queue = asyncio.Queue()
+        call = self.call
+        turn = asyncio.create_task(self.service.run(call.question, history=call.history, listeners=[queue.put_nowait]))
+        turn.add_done_callback(lambda _: queue.put_nowait(stream.END))
+        writer = asyncio.create_task(self._stream(send, queue, turn) if call.stream else self._whole(send, turn))
+        watcher = asyncio.create_task(_disconnected(receive))
+        try:
+            done, _ = await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if writer not in done:
+                note["outcome"] = "client closed"
+            else:
+                writer.result()
+        except OSError:  # the client left while a write was under way
+            note["outcome"] = "client closed"
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request's task: its shutdown grace period is over. The turn
+            # is cancelled below and the client told; ending normally here (not re-raising) is
+            # what a clean stop means, where a re-raise would be logged as a crash with a traceback.
+            note["outcome"] = "cancelled at shutdown"
+            await self._say_goodbye(send)
+        finally:
+            for task in (writer, watcher, turn):
+                task.cancel()
+            try:
+                await asyncio.gather(writer, watcher, turn, return_exceptions=True)
+            except asyncio.CancelledError:
+                pass  # cancelled again as the event loop closes: the turn is cancelled already
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                outcome = turn.result()
+                total = outcome.turn.total_usage()
+                note["tokens"] = (total.prompt_tokens, total.completion_tokens)
+                note.setdefault("outcome", outcome.status)
+
+    async def _whole(self, send, turn: asyncio.Task) -> None:
+        outcome = await turn
+        if not outcome.ok:
+            error = stream.failure(outcome, self.scrub)
+            await self._send_json(send, error.status, error.body())
+            return
+        body = protocol.completion(self.call_id, self.call.model, outcome.turn.final,
+                                   stream.usage_of(outcome.turn), self._extras(outcome))
+        await self._send_json(send, 200, body)
+
+    async def _stream(self, send, queue: asyncio.Queue, turn: asyncio.Task) -> None:
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                   (b"x-accel-buffering", b"no")]  # tells nginx-like proxies not to hold the stream
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        self.started = True
+        events = stream.TurnStream(self.call, self.call_id, self.created, self.scrub)
+        async for data in stream.sse_body(events, queue, turn, self.options.keep_alive, self._extras):
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _extras(self, outcome) -> dict:
+        return {"moa": stream.proposals(outcome, self.scrub)} if self.call.proposals else {}
+
+    async def _send_json(self, send, status: int, body: dict) -> None:
+        data = json_dumps(body).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        self.started = True
+        await send({"type": "http.response.body", "body": data})
+
+    async def _say_goodbye(self, send) -> None:
+        """Cancelled by the shutdown: end the response properly if the client is still there."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                error = ApiError(503, SHUTDOWN, kind="server_error", code="server_shutdown")
+                if not self.started:
+                    await self._send_json(send, 503, error.body())
+                elif self.call.stream:
+                    await send({"type": "http.response.body", "body": protocol.event(error.body()) + protocol.DONE,
+                                "more_body": False})
+
+
+async def _disconnected(receive) -> None:
+    """Returns when the client has gone (the request body was read before the turn started)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class Guard:
+    """Plain ASGI middleware: the API key check, one access-log line per request, and a
+    one-line 500 for a bug (never a stack trace to the client)."""
+
+    def __init__(self, app, api_key: str | None, scrub: Callable[[str], str]):
+        self.app, self.api_key, self.scrub = app, api_key, scrub
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        note = scope.setdefault("state", {})
+        status = {"code": None}
+
+        async def watched_send(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            if scope["path"].startswith("/v1") and not self._authorized(scope):
+                error = ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY",
+                                 kind="authentication_error", code="invalid_api_key")
+                await JSONResponse(error.body(), status_code=401)(scope, receive, watched_send)
+            else:
+                await self.app(scope, receive, watched_send)
+        except Exception as error:  # noqa: BLE001 - a bug in moa: one line in the log, a 500 out
+            note["outcome"] = f"internal error: {type(error).__name__}: {error}"
+            if status["code"] is None:
+                body = ApiError(500, "internal error in moa serve", kind="server_error").body()
+                with contextlib.suppress(Exception):
+                    await JSONResponse(body, status_code=500)(scope, receive, watched_send)
+        finally:
+            self._log(scope, note, status["code"], time.perf_counter() - t0)
+
+    def _authorized(self, scope) -> bool:
+        if self.api_key is None:
+            return True
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        # Constant-time comparison: the time taken says nothing about how much of the key matched.
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key.encode())
+
+    def _log(self, scope, note: dict, status: int | None, seconds: float) -> None:
+        client = (scope.get("client") or ("-",))[0]
+        parts = [str(client), scope["method"], scope["path"][:200]]
+        if "model" in note:
+            parts.append(f"model={note['model'][:100]}")
+        parts += [f"status={status or '-'}", f"{seconds * 1000:.0f}ms"]
+        if "tokens" in note:
+            parts.append("tokens={}+{}".format(*note["tokens"]))
+        if note.get("outcome") not in (None, "ok"):
+            parts.append(f"outcome={note['outcome']}")
+        if "prompt" in note:
+            parts.append("prompt=" + json.dumps(note["prompt"][:500], ensure_ascii=False))
+        log.info(one_line_safe(self.scrub(" ".join(parts))))

@@ -1,0 +1,74 @@
+"""Which model ids the server offers, and the Settings each one runs.
+
+    moa               the default mix (`moa serve --mix NAME` picks it)
+    moa:NAME          the mix NAME
+    PROVIDER:MODEL    that one model alone (a zero-round mix of it), with the default mix's settings
+
+Every model of every mix is listed as PROVIDER:MODEL. Any other model on a remote provider may
+be asked for too (the provider decides whether it exists); a model of the in-process `local`
+provider only when listed, so a client can never make the server load a file of its choosing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ..config import Overrides, Settings
+from ..errors import MoaError
+from .protocol import ApiError
+
+DEFAULT = "moa"
+MIX_PREFIX = "moa:"
+
+
+class Catalog:
+    def __init__(self, settings: Settings):
+        self.base = settings
+        self.mixes = {name: self._mix_settings(name) for name in settings.mix_names()}
+        labels = {m.label for s in (settings, *self.mixes.values()) if s is not None for m in s.mix.models()}
+        self.labels = sorted(labels)
+        # Settings per (model id, temperature, max_tokens): resolving a mix costs about a
+        # millisecond, paid once per distinct request shape instead of once per request.
+        self.settings_for = lru_cache(maxsize=512)(self._settings_for)
+
+    def _mix_settings(self, name: str) -> Settings | None:
+        try:
+            return self.base.with_overrides(Overrides(mix=name))
+        except MoaError:
+            return None  # a built-in mix whose provider this config lacks: not offered
+
+    def model_ids(self) -> list[str]:
+        mixes = [MIX_PREFIX + name for name, s in self.mixes.items() if s is not None]
+        return [DEFAULT, *mixes, *self.labels]
+
+    def _settings_for(self, model: str, temperature: float | None, max_tokens: int | None) -> Settings:
+        """The Settings a request for `model` runs with; ApiError 404 for an unknown model."""
+        if model == DEFAULT:
+            settings = self.base
+        elif model.startswith(MIX_PREFIX) and self.mixes.get(model[len(MIX_PREFIX):]) is not None:
+            settings = self.mixes[model[len(MIX_PREFIX):]]
+        elif self._passes_through(model):
+            try:
+                settings = self.base.with_overrides(Overrides(aggregator=model, rounds=0))
+            except MoaError:
+                raise self._unknown(model) from None
+        else:
+            raise self._unknown(model)
+        if temperature is None and max_tokens is None:
+            return settings
+        try:
+            return settings.with_overrides(Overrides(temperature=temperature, max_tokens=max_tokens))
+        except MoaError as error:
+            raise ApiError(400, error.message) from None
+
+    def _passes_through(self, model: str) -> bool:
+        provider, _, name = model.partition(":")
+        spec = self.base.providers.get(provider)
+        if spec is None or not name.strip():
+            return False
+        return spec.kind != "local" or model in self.labels
+
+    @staticmethod
+    def _unknown(model: str) -> ApiError:
+        return ApiError(404, "unknown model; GET /v1/models lists the models this server offers",
+                        code="model_not_found", param="model")

@@ -1,0 +1,196 @@
+"""The OpenAI chat-completions wire format: checking a request, and building errors, whole
+completions and streamed chunks.
+
+Clients send many fields moa has no use for (`top_p`, `user`, `tools: []` ...). OpenAI clients
+expect unknown fields to be accepted, so they are ignored; the ones moa honours are checked, and
+a bad one is a 400 naming the field, never echoing a string the client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..sanitize import json_dumps
+
+MAX_TOKENS_LIMIT = 1 << 31  # larger values are nonsense, and would overflow what stores them
+ROLES = {"system", "user", "assistant", "developer"}  # "developer" is OpenAI's newer "system"
+
+
+class ApiError(Exception):
+    """An error response: HTTP status plus OpenAI's {"error": {...}} body."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
+                 code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+def bad_request(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param)
+
+
+@dataclass(frozen=True)
+class ChatCall:
+    """One checked `POST /v1/chat/completions` request."""
+
+    model: str
+    question: str  # the last user message
+    history: tuple[dict, ...]  # every message before it
+    stream: bool = False
+    include_usage: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+    reasoning: bool = False  # stream the reference answers as `reasoning_content`
+    proposals: bool = False  # return every round's answers in the `moa` field
+
+
+def opted_in(body: Mapping, headers: Mapping[str, str], name: str) -> bool:
+    """An opt-in moa option: the body field `moa_NAME: true` or the header `X-Moa-NAME: 1`.
+    The header is for clients that can add headers but not body fields."""
+    value = body.get(f"moa_{name}")
+    if value is not None:
+        if not isinstance(value, bool):
+            raise bad_request(f"moa_{name}: expected true or false", f"moa_{name}")
+        return value
+    return headers.get(f"x-moa-{name}", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_chat_request(raw: bytes, headers: Mapping[str, str]) -> ChatCall:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise bad_request("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise bad_request("model: expected a model id (see GET /v1/models)", "model")
+    messages = _messages(body.get("messages"))
+    *history, last = messages
+    if last["role"] != "user":
+        raise bad_request("messages: the last message must be from the user", "messages")
+    stream = _flag(body, "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise bad_request("stream_options: expected an object", "stream_options")
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise bad_request("n: only n = 1 is supported", "n")
+    return ChatCall(
+        model=model.strip(),
+        question=last["content"],
+        history=tuple(history),
+        stream=stream,
+        include_usage=stream and bool((options or {}).get("include_usage")),
+        temperature=_number(body, "temperature", 0.0, 2.0),
+        max_tokens=_max_tokens(body),
+        reasoning=opted_in(body, headers, "reasoning"),
+        proposals=opted_in(body, headers, "proposals"),
+    )
+
+
+def _messages(value: Any) -> list[dict]:
+    if not isinstance(value, list):
+        raise bad_request("messages: expected a list of messages", "messages")
+    if not value:
+        raise bad_request("messages: the list is empty; send at least one user message", "messages")
+    out = []
+    for i, message in enumerate(value):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise bad_request(f"{where}: expected an object with role and content", where)
+        role = message.get("role")
+        if role not in ROLES:
+            raise bad_request(f"{where}.role: expected one of system, user, assistant", f"{where}.role")
+        out.append({"role": "system" if role == "developer" else role,
+                    "content": _content(message.get("content"), f"{where}.content")})
+    return out
+
+
+def _content(value: Any, where: str) -> str:
+    """A message's text: a string, or a list of text parts (images and audio are not supported)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""  # an assistant message that only called tools
+    if isinstance(value, list):
+        texts = []
+        for part in value:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise bad_request(f"{where}: only text parts are supported", where)
+            texts.append(part["text"])
+        return "".join(texts)
+    raise bad_request(f"{where}: expected a string or a list of text parts", where)
+
+
+def _flag(body: Mapping, name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise bad_request(f"{name}: expected true or false", name)
+    return value
+
+
+def _number(body: Mapping, name: str, low: float, high: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise bad_request(f"{name}: expected a number from {low:g} to {high:g}", name)
+    return float(value)
+
+
+def _max_tokens(body: Mapping) -> int | None:
+    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_LIMIT:
+        raise bad_request(f"{name}: expected a whole number from 1 to {MAX_TOKENS_LIMIT}", name)
+    return value
+
+
+# ------------------------------------------------------------------------------- responses
+
+def new_id() -> str:
+    return "chatcmpl-moa-" + uuid.uuid4().hex
+
+
+def usage_body(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def completion(call_id: str, model: str, text: str, usage: dict, extra: Mapping | None = None) -> dict:
+    return {
+        "id": call_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": usage, **(extra or {}),
+    }
+
+
+def chunk(call_id: str, model: str, created: int, delta: dict | None, finish_reason: str | None = None,
+          **extra) -> bytes:
+    """One `data:` event. `delta=None` is the usage-only chunk, which has no choices."""
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+    payload = {"id": call_id, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": choices, **extra}
+    return event(payload)
+
+
+def event(payload: Mapping) -> bytes:
+    return b"data: " + json_dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
+KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
