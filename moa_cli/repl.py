@@ -31,6 +31,7 @@ class Chat:
         self.service, self.piped = service, piped
         self.plain = plain or piped
         self.show_proposers = True
+        self.answered = False  # piped answers after the first are set apart by a blank line
 
     @property
     def settings(self) -> Settings:
@@ -78,7 +79,8 @@ class Chat:
         if replaces is not None:
             history = history[:-2]  # the answer being regenerated is the newest exchange
         renderer = pick_renderer(json_output=False, prices=self.settings.prices,
-                                 show_proposers=self.show_proposers, force_plain=self.plain)
+                                 show_proposers=self.show_proposers, force_plain=self.plain,
+                                 gap_before=self.plain and self.answered)
         task = asyncio.ensure_future(self.service.run(
             question, history=history, listeners=[renderer], replaces=replaces.id if replaces else None))
         try:
@@ -88,6 +90,7 @@ class Chat:
         except asyncio.CancelledError:
             warn("interrupted: this turn is not part of the conversation")  # saved as interrupted
             return EXIT_INTERRUPTED
+        self.answered = self.answered or bool(outcome.turn.final)
         if outcome.output_errors:
             return _OutputFailed(exit_code_for_output(outcome.output_errors[0]))
         if outcome.error is not None:
