@@ -21,6 +21,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError, print_error
 from .output import exit_code_for_output, warn
 from .render import pick_renderer
 from .service import TurnService, open_service
+from .sanitize import terminal_safe
 from .store import TurnRecord
 
 
@@ -127,7 +128,7 @@ class Chat:
     def say(self, text: str) -> None:
         # When stdout is a pipe or a file it is for answers only; everything else goes to stderr.
         stream = sys.stdout if not self.piped and sys.stdout.isatty() else sys.stderr
-        stream.write(text + "\n")
+        stream.write(terminal_safe(text) + "\n")  # questions, answers and model names are outside text
         stream.flush()
 
 
