@@ -19,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
+    # Plain click help: Rich's help tables cut long flag names ("--reference-max-tok…") at 80 columns.
+    rich_markup_mode=None,
 )
 
 # Flags shared by `ask` and `chat` (and later `serve`).
@@ -28,17 +30,17 @@ References = Annotated[
     typer.Option("--reference-models", "-r", help="Reference model, PROVIDER:MODEL; repeat or comma-separate."),
 ]
 Aggregator = Annotated[Optional[str], typer.Option("--aggregator", "-a", help="Aggregator model.")]
-Rounds = Annotated[Optional[int], typer.Option("--rounds", help="Reference rounds before the aggregator (0 = aggregator alone).")]
+Rounds = Annotated[Optional[int], typer.Option("--rounds", help="Reference rounds before the aggregator; 0 = the aggregator alone. [default: the mix's, 1 for most]")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature for every call.")]
-MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", help="Output token cap for every call.")]
+MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", help="Output token cap for every call. [default: the model's or the mix's]")]
 RefMaxTokens = Annotated[Optional[int], typer.Option("--reference-max-tokens", help="Output cap for reference models only.")]
 System = Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt for every model.")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Longest silence allowed between two pieces of an answer, seconds (default 60).")]
-Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors.")]
-MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut.")]
-Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut.")]
-Fallback = Annotated[Optional[bool], typer.Option("--fallback/--no-fallback", help="On aggregator failure, answer with the best reference.")]
-Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Calls in flight per provider.")]
+Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Longest silence allowed between two pieces of an answer, seconds. [default: 60]")]
+Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors. [default: 2]")]
+MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut. [default: 1]")]
+Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut. [default: none; a reference silent for 2x the quorum's time, at least 15 s, is cut]")]
+Fallback = Annotated[Optional[bool], typer.Option("--fallback/--no-fallback", help="On aggregator failure, answer with the best reference. [default: on]")]
+Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Calls in flight per provider. [default: unlimited]")]
 
 
 Log = Annotated[Optional[bool], typer.Option("--log/--no-log", help="Save the turn in the sessions database (default on).")]
@@ -51,7 +53,25 @@ def _settings(**flags):
     return load_settings(Overrides.from_flags(**flags))
 
 
-@app.command()
+ASK_EXAMPLES = """Examples:
+
+\b
+  moa ask "Explain Python's GIL in two paragraphs"
+  git diff | moa ask "Review this patch" --mix coding-oss
+  moa ask -r openai:gpt-4o-mini,together:deepseek-ai/DeepSeek-V3 "Hi"
+  moa ask --mix local --json "What is MoA?" | jq .final
+"""
+
+CHAT_EXAMPLES = """Examples:
+
+\b
+  moa chat          (then /help; /proposals shows the references)
+  moa chat --mix local --continue
+  printf 'first question\\nsecond question\\n' | moa chat --plain
+"""
+
+
+@app.command(epilog=ASK_EXAMPLES)
 def ask(
     question: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' reads stdin. Piped stdin is prepended.")] = None,
     mix: Mix = None, references: References = None, aggregator: Aggregator = None, rounds: Rounds = None,
@@ -80,7 +100,7 @@ def ask(
                               continue_last=continue_, session_name=session))
 
 
-@app.command()
+@app.command(epilog=CHAT_EXAMPLES)
 def chat(
     mix: Mix = None, references: References = None, aggregator: Aggregator = None, rounds: Rounds = None,
     temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
@@ -111,7 +131,7 @@ def history(
     session: Annotated[Optional[str], typer.Argument(help="Session id or name (show, export, delete).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: md or json.")] = "md",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Export to this file, not stdout.")] = None,
-    proposals: Annotated[bool, typer.Option("--proposals", "-p", help="`show`: every reference answer too.")] = False,
+    proposals: Annotated[bool, typer.Option("--proposals", "-p", help="`show`: every reference answer too, in full.")] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", help="`list`: at most this many sessions.")] = 50,
 ):
     """Saved chat sessions: `list`, `show ID`, `export ID --format md|json`, `delete ID`."""
@@ -132,8 +152,11 @@ def mixes(
 
 
 @app.command()
-def models(provider: Annotated[str, typer.Argument(help="Provider name (see `moa keys list`).")] = "together"):
-    """List the models a provider serves (from its /models endpoint), as PROVIDER:MODEL."""
+def models(provider: Annotated[Optional[str], typer.Argument(
+        help="Provider name (see `moa keys list`); default: every provider with a key.")] = None):
+    """List the models a provider serves (from its /models endpoint), as PROVIDER:MODEL.
+
+    Example: `moa models together | grep -i qwen`"""
     from .commands import models as command
 
     command.run(provider)
@@ -149,10 +172,10 @@ def config(action: Annotated[str, typer.Argument(help="path | show | init")] = "
 
 @app.command()
 def keys(
-    action: Annotated[str, typer.Argument(help="list | set")] = "list",
-    provider: Annotated[Optional[str], typer.Argument(help="Provider, for `set`.")] = None,
+    action: Annotated[str, typer.Argument(help="list | set | delete")] = "list",
+    provider: Annotated[Optional[str], typer.Argument(help="Provider, for `set` and `delete`.")] = None,
 ):
-    """`moa keys set PROVIDER` saves an API key (hidden input, file mode 0600); `moa keys list` shows which providers have one."""
+    """`moa keys set PROVIDER` saves an API key (hidden input, file mode 0600); `moa keys list` shows which providers have one; `moa keys delete PROVIDER` forgets a saved key."""
     from .commands import keys as command
 
     command.run(action, provider)

@@ -17,6 +17,7 @@ from .events import (
     Call,
     CallDelta,
     CallFinished,
+    CallProgress,
     CallRestarted,
     CallResult,
     CallStarted,
@@ -132,7 +133,7 @@ class Engine:
         answers: list[str] = []
         try:
             for round_no, layer in enumerate(mix.layers, 1):
-                results = [CallResult(Call("reference", round_no, i, m.label)) for i, m in enumerate(layer)]
+                results = [CallResult(Call("reference", round_no, i, m.label, m.temperature)) for i, m in enumerate(layer)]
                 turn.rounds.append(results)  # filled in as the calls progress
                 await self._round(mix, layer, results, conversation, answers)
                 ok = [r for r in results if r.status == "ok"]
@@ -328,6 +329,10 @@ class Engine:
                         self.emit(CallDelta(call, chunk.text))
                     if chunk.usage is not None:
                         result.usage = chunk.usage
+                    if chunk.finish_reason:
+                        result.finish_reason = chunk.finish_reason
+                    if chunk.note:
+                        self.emit(CallProgress(call, chunk.note))
             finally:
                 await stream.aclose()
 

@@ -16,6 +16,7 @@ class Call:
     round: int  # 1-based; the aggregator's round is the number of reference rounds + 1
     index: int  # position within its round
     label: str  # "provider:model"
+    temperature: float | None = None  # tells repeated samples of one model apart (Self-MoA)
 
 
 @dataclass
@@ -26,6 +27,7 @@ class CallResult:
     error: str | None = None
     error_status: int | None = None  # the HTTP status behind a failure, when there was one
     usage: Usage = Usage()
+    finish_reason: str | None = None  # as the provider sent it: "stop", "length" (hit max_tokens), ...
     usage_estimated: bool = False  # the provider reported no usage; these counts are estimates
     chunks: int = 0  # streamed text chunks (about one token each)
     started: float | None = None  # seconds since the turn started
@@ -41,6 +43,7 @@ class CallResult:
             "text": self.text,
             "error": self.error,
             "error_status": self.error_status,
+            "finish_reason": self.finish_reason,
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
                 "completion_tokens": self.usage.completion_tokens,
@@ -125,6 +128,14 @@ class CallRestarted:
 
 
 @dataclass(frozen=True)
+class CallProgress:
+    """What a call is doing before it can answer, e.g. "loading smollm2…" for a local model."""
+
+    call: Call
+    note: str
+
+
+@dataclass(frozen=True)
 class CallFinished:
     call: Call
     result: CallResult
@@ -137,4 +148,4 @@ class Notice:
     message: str
 
 
-Event = CallStarted | CallDelta | CallRestarted | CallFinished | Notice
+Event = CallStarted | CallDelta | CallRestarted | CallProgress | CallFinished | Notice

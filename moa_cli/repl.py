@@ -21,6 +21,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError, print_error
 from .output import exit_code_for_output, warn
 from .render import pick_renderer
 from .service import TurnService, open_service
+from .sanitize import terminal_safe
 from .store import TurnRecord
 
 
@@ -31,6 +32,7 @@ class Chat:
         self.service, self.piped = service, piped
         self.plain = plain or piped
         self.show_proposers = True
+        self.answered = False  # piped answers after the first are set apart by a blank line
 
     @property
     def settings(self) -> Settings:
@@ -78,7 +80,8 @@ class Chat:
         if replaces is not None:
             history = history[:-2]  # the answer being regenerated is the newest exchange
         renderer = pick_renderer(json_output=False, prices=self.settings.prices,
-                                 show_proposers=self.show_proposers, force_plain=self.plain)
+                                 show_proposers=self.show_proposers, force_plain=self.plain,
+                                 gap_before=self.plain and self.answered)
         task = asyncio.ensure_future(self.service.run(
             question, history=history, listeners=[renderer], replaces=replaces.id if replaces else None))
         try:
@@ -88,6 +91,7 @@ class Chat:
         except asyncio.CancelledError:
             warn("interrupted: this turn is not part of the conversation")  # saved as interrupted
             return EXIT_INTERRUPTED
+        self.answered = self.answered or bool(outcome.turn.final)
         if outcome.output_errors:
             return _OutputFailed(exit_code_for_output(outcome.output_errors[0]))
         if outcome.error is not None:
@@ -124,7 +128,7 @@ class Chat:
     def say(self, text: str) -> None:
         # When stdout is a pipe or a file it is for answers only; everything else goes to stderr.
         stream = sys.stdout if not self.piped and sys.stdout.isatty() else sys.stderr
-        stream.write(text + "\n")
+        stream.write(terminal_safe(text) + "\n")  # questions, answers and model names are outside text
         stream.flush()
 
 

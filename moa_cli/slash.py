@@ -8,6 +8,7 @@ value is checked exactly as the same flag would be on the command line.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -43,6 +44,8 @@ COMMANDS: dict[str, Command] = {
     "/quit": Command("", "leave", lambda c, a: QUIT),
     "/new": Command("", "start a fresh conversation (a new session)", lambda c, a: c.new()),
     "/history": Command("", "this conversation's turns, briefly", lambda c, a: history(c)),
+    "/proposals": Command("[N]", "every reference answer of the last turn (or turn N), in full",
+                          lambda c, a: proposals(c, a)),
     "/retry": Command("", "regenerate the last answer", lambda c, a: retry(c)),
     "/usage": Command("", "tokens and cost of this conversation so far", lambda c, a: usage(c)),
     "/save": Command("FILE", "export this conversation (Markdown, or JSON for *.json)", lambda c, a: save(c, a)),
@@ -112,6 +115,26 @@ def history(chat: "Chat") -> None:
         chat.say("no turns yet")
 
 
+def proposals(chat: "Chat", arg: str) -> None:
+    from .commands.history import proposals_markdown
+    from .sanitize import terminal_safe
+
+    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    if not turns:
+        raise UsageError("/proposals: no turns yet")
+    turn = turns[-1] if not arg else next((t for t in turns if t.seq == int(arg)), None)
+    if turn is None:
+        raise UsageError(f"/proposals: no turn {arg} in this conversation (see /history)")
+    text = terminal_safe(proposals_markdown(turn)) or "*(this turn has no reference answers)*"
+    if not chat.piped and sys.stdout.isatty():
+        from .render.live import make_console
+        from .render.mdstream import markdown
+
+        make_console().print(markdown(f"## Turn {turn.seq}: reference answers\n\n{text}"))
+    else:
+        chat.say(text)
+
+
 def usage(chat: "Chat") -> None:
     turns = chat.store.turns(chat.session_id) if chat.session_id else []
     tokens_in, tokens_out = sum(t.prompt_tokens for t in turns), sum(t.completion_tokens for t in turns)
@@ -126,7 +149,9 @@ def save(chat: "Chat", file: str) -> None:
         raise UsageError("/save: nothing to save yet")
     path = Path(file).expanduser()
     try:
-        path.write_text(chat.store.export(chat.session_id, "json" if path.suffix == ".json" else "md") + "\n")
+        from .commands.history import safe_export
+
+        path.write_text(safe_export(chat.store, chat.session_id, "json" if path.suffix == ".json" else "md") + "\n")
     except OSError as error:
         raise UsageError(f"/save: cannot write {path}: {error.strerror}") from None
     chat.say(f"saved to {path}")

@@ -32,6 +32,7 @@ class Behaviour:
     hang: bool = False  # send headers, then nothing until the client leaves or the server stops
     drop_after: int | None = None  # close the connection after this many chunks, with no [DONE]
     message: str | None = None  # the error message of injected errors (default "injected <status>")
+    finish_reason: str = "stop"  # "length" pretends the reply hit max_tokens
 
 
 class _Server(ThreadingHTTPServer):
@@ -238,7 +239,7 @@ def _make_handler(server: FakeServer):
                     self.wfile.flush()
                 write(event({
                     "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": behaviour.finish_reason}],
                 }))
                 write(event({
                     "id": f"fake-{entry['n']}", "object": "chat.completion.chunk", "model": model,

@@ -280,7 +280,7 @@ def test_finished_turns_survive_sigkill_mid_turn(chat, server, moa, moa_env):
 def test_piped_lines_are_turns_of_one_conversation(moa, server):
     out = moa("chat", *MIX, input="q1\n\nq2\n")
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "agg answer 1: q1\nagg answer 2: q2\n"  # plain answers only: no prompt, no panels
+    assert out.stdout == "agg answer 1: q1\n\nagg answer 2: q2\n"  # answers only, a blank line apart
     assert server.requests("m1")[1]["body"]["messages"] == [user("q1"), assistant("agg answer 1: q1"), user("q2")]
     listed = moa("history", "list")
     assert listed.stdout.split("\t")[4] == "2"  # one session, two turns

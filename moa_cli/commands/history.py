@@ -1,7 +1,9 @@
 """`moa history`: list, show, export and delete saved chat sessions.
 
 Rich tables and Markdown on a terminal; tab-separated lines and plain Markdown text otherwise, so
-`moa history list | cut -f1` and `moa history show 3 > chat.md` do what they look like.
+`moa history list | cut -f1` and `moa history show 3 > chat.md` do what they look like. Stored
+sessions are outside text: control characters are shown as `\x1b`, never sent, and nothing in
+them is read as Rich markup.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import UsageError
+from ..sanitize import json_dumps, one_line_safe, terminal_safe
 from ..store import SessionInfo, Store, TurnRecord
 
 ACTIONS = ("list", "show", "export", "delete")
@@ -33,7 +36,7 @@ def run(action: str, target: str | None, *, fmt: str = "md", output: str | None 
         if action == "show":
             return show(info, store.turns(info.id), proposals)
         if action == "export":
-            return export(store.export(info.id, fmt), output)
+            return export(safe_export(store, info.id, fmt), output)
         store.delete_session(info.id)
         sys.stderr.write(f"moa: deleted session {_label(info)} ({info.turns} turns)\n")
 
@@ -44,29 +47,62 @@ def list_sessions(sessions: list[SessionInfo]) -> None:
         return
     if not sys.stdout.isatty():
         for s in sessions:
-            sys.stdout.write(f"{s.id}\t{s.name or '-'}\t{_when(s.updated)}\t{s.mix or '-'}\t{s.turns}\t{s.preview}\n")
+            fields = (s.id, s.name or "-", _when(s.updated), s.mix or "-", s.turns, s.preview)
+            sys.stdout.write("\t".join(one_line_safe(str(f)).replace("\t", " ") for f in fields) + "\n")
         return
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "updated", "mix", "turns", "first question"):
         table.add_column(column, justify="right" if column in ("id", "turns") else "left",
                          overflow="ellipsis", no_wrap=column != "first question")
     for s in sessions:
-        table.add_row(str(s.id), s.name or "", _when(s.updated), s.mix, str(s.turns), s.preview)
-    Console(highlight=False).print(table)
+        cells = (str(s.id), s.name or "", _when(s.updated), s.mix or "", str(s.turns), s.preview)
+        table.add_row(*(Text(one_line_safe(c)) for c in cells))
+    _console().print(table)
 
 
 def show(info: SessionInfo, turns: list[TurnRecord], proposals: bool) -> None:
-    text = transcript(info, turns, proposals)
+    text = terminal_safe(transcript(info, turns, proposals))
     if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.markdown import Markdown
+        from ..render.mdstream import markdown
 
-        Console(highlight=False).print(Markdown(text))
+        _console().print(markdown(text))
     else:
         sys.stdout.write(text + "\n")
+
+
+def safe_export(store: Store, session_id: int, fmt: str) -> str:
+    """A session exported as Markdown or JSON, with no raw control character in it."""
+    text = store.export(session_id, fmt)
+    if fmt == "json":
+        import json
+
+        return json_dumps(json.loads(text), indent=2)
+    return terminal_safe(text)
+
+
+def proposals_markdown(turn: TurnRecord) -> str:
+    """Every reference answer of one turn, in full, as Markdown (`/proposals`, `show --proposals`)."""
+    lines: list[str] = []
+    for p in turn.proposals:
+        if p["role"] != "reference":
+            continue
+        lines += ["", f"### {_escape_md(p['model'])} · round {p['round']} · {p['status']}"
+                  + (" · truncated at max_tokens" if p.get("finish_reason") == "length" else ""), "",
+                  p["text"] or f"*({_escape_md(p.get('error') or 'no text')})*"]
+    return "\n".join(lines).strip("\n")
+
+
+def _escape_md(text: str) -> str:
+    return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in one_line_safe(text))
+
+
+def _console():
+    from ..render.live import make_console
+
+    return make_console()
 
 
 def transcript(info: SessionInfo, turns: list[TurnRecord], proposals: bool = False) -> str:
@@ -79,11 +115,8 @@ def transcript(info: SessionInfo, turns: list[TurnRecord], proposals: bool = Fal
         lines += ["", t.final or "*(no answer)*"]
         if t.error:
             lines += ["", f"**Error:** {t.error}"]
-        if proposals:
-            for p in t.proposals:
-                if p["role"] == "reference":
-                    lines += ["", f"### {p['model']} · round {p['round']} · {p['status']}", "",
-                              p["text"] or f"*({p['error'] or 'no text'})*"]
+        if proposals and (answers := proposals_markdown(t)):
+            lines += ["", answers]
         lines += ["", f"*{t.prompt_tokens:,} in / {t.completion_tokens:,} out tokens"
                   + (f" · {t.elapsed:.1f}s" if t.elapsed is not None else "")
                   + (f" · ${t.cost:.4f}" if t.cost is not None else "") + "*"]

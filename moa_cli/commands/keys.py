@@ -1,4 +1,4 @@
-"""`moa keys set|list`: save a provider's API key (hidden input, file mode 0600), or say which
+"""`moa keys set|list|delete`: save (or forget) a provider's API key (hidden input, file mode 0600), or say which
 providers have one and where it comes from. A key is never printed."""
 
 from __future__ import annotations
@@ -55,8 +55,19 @@ def run(action: str, provider: str | None) -> None:
         sys.stdout.write(f"saved the key for {provider} in {paths.keys_file()} (readable by you only)\n")
         if spec.api_key_env and load_env().get(spec.api_key_env):
             sys.stderr.write(f"moa: note: {spec.api_key_env} is set in the environment and wins over the saved key\n")
+    elif action == "delete":
+        if not provider:
+            raise UsageError("`moa keys delete` needs a provider name, e.g. `moa keys delete together`")
+        if keystore.delete_key(provider):
+            sys.stdout.write(f"deleted the saved key for {provider}\n")
+            spec = providers.get(provider)
+            if spec is not None and spec.api_key_env and load_env().get(spec.api_key_env):
+                sys.stderr.write(f"moa: note: {spec.api_key_env} is still set in the environment or .env\n")
+        else:
+            raise UsageError(f"no saved key for '{provider}' (see `moa keys list`)")
     else:
-        raise UsageError(f"unknown action '{action}': use `moa keys list` or `moa keys set PROVIDER`")
+        raise UsageError(f"unknown action '{action}': use `moa keys list`, `moa keys set PROVIDER` "
+                         "or `moa keys delete PROVIDER`")
 
 
 def _read_secret(prompt: str) -> str:

@@ -1,4 +1,5 @@
-"""`moa models PROVIDER`: the models a provider serves, from its /models endpoint."""
+"""`moa models [PROVIDER]`: the models a provider serves, from its /models endpoint; with no
+provider, those of every provider that has a key (queried together, each failure one line)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,50 @@ import asyncio
 import sys
 
 from ..config import Overrides, keystore, load_config_file, load_env, paths, resolve
-from ..errors import UsageError
+from ..errors import MoaError, UsageError
+from ..sanitize import one_line_safe
 
 
-def run(provider_name: str) -> None:
-    from ..providers import build_provider
+def run(provider_name: str | None) -> None:
+    from ..providers import build_provider, find_key
 
     env = load_env()
     config_path = paths.config_file()
     config = load_config_file(config_path)
     settings = resolve(Overrides(), env, config, config_path)  # checks the whole file
     providers = settings.providers
-    spec = providers.get(provider_name)
-    if spec is None:
-        raise UsageError(f"unknown provider '{provider_name}'; known providers: {', '.join(sorted(providers))}")
-    provider = build_provider(spec, env, keystore.load_keys(), settings.local_models)
+    stored = keystore.load_keys()
+    if provider_name is not None:
+        if provider_name not in providers:
+            raise UsageError(f"unknown provider '{provider_name}'; known providers: {', '.join(sorted(providers))}")
+        names = [provider_name]
+    else:
+        names = [name for name, spec in sorted(providers.items())
+                 if spec.kind != "local" and find_key(spec, env, stored)]
+        if not names:
+            raise UsageError("no provider has a key yet (see `moa keys list`, or name one: `moa models ollama`)")
 
-    async def fetch():
+    async def fetch(name: str):
+        provider = build_provider(providers[name], env, stored, settings.local_models)
         try:
             return await provider.list_models()
         finally:
             await provider.aclose()
 
-    names = asyncio.run(fetch())
-    if not names:
-        sys.stderr.write(f"moa: provider '{provider_name}' lists no models\n")
-    for model_id in names:
-        sys.stdout.write(f"{provider_name}:{model_id}\n")
+    async def fetch_all():
+        return await asyncio.gather(*(fetch(name) for name in names), return_exceptions=True)
+
+    failed = None
+    for name, models in zip(names, asyncio.run(fetch_all())):
+        if isinstance(models, BaseException):
+            if not isinstance(models, MoaError) or provider_name is not None:
+                raise models
+            sys.stderr.write(f"moa: warning: {one_line_safe(models.message)}\n")
+            failed = models
+            continue
+        if not models:
+            sys.stderr.write(f"moa: provider '{name}' lists no models\n")
+        for model_id in models:
+            sys.stdout.write(f"{name}:{one_line_safe(model_id)}\n")
+    if failed is not None and len(names) == 1:
+        raise failed

@@ -85,7 +85,7 @@ BUILTIN_MIXES: dict[str, dict] = {
             {"model": LOCAL_MODEL, "temperature": 0.7, "seed": 2},
             {"model": LOCAL_MODEL, "temperature": 1.0, "seed": 3},
         ]],
-        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "seed": 4, "max_tokens": 256},
+        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "seed": 4, "max_tokens": 1024},
         "max_tokens": 96,
     },
 }

@@ -43,3 +43,24 @@ def save_key(provider: str, key: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def delete_key(provider: str) -> bool:
+    """Forget one provider's saved key; False when none was saved. Replaced atomically, 0600."""
+    data = load_keys()
+    if provider not in data:
+        return False
+    del data[provider]
+    path = paths.keys_file()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True

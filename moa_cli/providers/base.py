@@ -38,6 +38,8 @@ class ChatRequest:
 class Chunk:
     text: str = ""
     usage: Usage | None = None
+    finish_reason: str | None = None  # why the model stopped, on the chunk that says so
+    note: str | None = None  # progress before the first token ("loading MODEL…"), for the user
 
 
 class Provider(Protocol):

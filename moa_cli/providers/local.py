@@ -39,6 +39,14 @@ class _Notice(str):
     """A message about this call (e.g. the prompt was trimmed), sent to `on_notice`."""
 
 
+class _Progress(str):
+    """What the call is doing before its first token (loading the model), shown to the user."""
+
+
+class _Finished(str):
+    """The finish_reason llama.cpp reported ("stop", "length")."""
+
+
 def default_threads() -> int:
     # CPUs this process may run on (respects taskset/cgroup pinning), capped: past ~8 threads a
     # small model's token rate stops improving and the threads only contend.
@@ -92,6 +100,10 @@ class LocalProvider:
                     raise self._translate(item, request.model) from None
                 if isinstance(item, Usage):
                     yield Chunk(usage=item)
+                elif isinstance(item, _Progress):
+                    yield Chunk(note=str(item))
+                elif isinstance(item, _Finished):
+                    yield Chunk(finish_reason=str(item))
                 elif isinstance(item, _Notice):
                     self.last_warning = str(item)
                     if self.on_notice is not None:
@@ -111,6 +123,8 @@ class LocalProvider:
                 cancel.set()
 
         try:
+            if path not in _MODELS:
+                post(_Progress(f"loading {request.model}…"))
             llm = _load(path, self.n_ctx, self.n_threads)
             # Wait our turn, but give up at once if the caller goes away while queued.
             while not llm.lock.acquire(timeout=0.05):
@@ -135,6 +149,8 @@ class LocalProvider:
                         text = chunk["choices"][0]["delta"].get("content")
                         if text:
                             post(text)
+                        if chunk["choices"][0].get("finish_reason"):
+                            post(_Finished(chunk["choices"][0]["finish_reason"]))
                 finally:
                     chunks.close()
                 post(Usage(*llm.tally))

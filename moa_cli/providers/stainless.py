@@ -159,16 +159,19 @@ def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chun
     if error:
         message = error.get("message") if isinstance(error, dict) else str(error)
         raise ProviderError(f"{where}: error in the stream ({_short(str(message))})", provider=provider, model=model)
-    text, finished = "", False
+    text, reason = "", None
     choices = payload.get("choices") or ()
     if choices and isinstance(choices[0], dict):
         delta = choices[0].get("delta") or {}
         text = (delta.get("content") or "") if isinstance(delta, dict) else ""
-        finished = choices[0].get("finish_reason") is not None
+        reason = choices[0].get("finish_reason")
+        reason = str(reason)[:40] if reason is not None else None
+    finished = reason is not None
     usage = payload.get("usage")
     if isinstance(usage, dict):
-        return Chunk(text, Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)), finished
-    return (Chunk(text) if text else None), finished
+        usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        return Chunk(text, usage, finish_reason=reason), finished
+    return (Chunk(text, finish_reason=reason) if text or reason else None), finished
 
 
 def _body_message(error: Exception) -> str:

@@ -26,7 +26,7 @@ class Renderer(Protocol):
 
 def pick_renderer(
     *, json_output: bool, prices: Mapping, show_proposers: bool = True, force_plain: bool = False,
-    raw: bool = False,
+    raw: bool = False, gap_before: bool = False,
 ) -> Renderer:
     """JSON when asked; live panels when stdout is a terminal; plain text otherwise."""
     if json_output:
@@ -39,4 +39,4 @@ def pick_renderer(
         return LiveRenderer(prices, show_proposers=show_proposers)
     from .plain import PlainRenderer
 
-    return PlainRenderer(prices, raw=raw)
+    return PlainRenderer(prices, raw=raw, gap_before=gap_before)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Mapping
 
 from ..events import Event, TurnResult
 from ..config.catalog import turn_cost
+from ..sanitize import json_dumps, one_line_safe
 from .summary import warning_for
 
 
@@ -23,7 +23,7 @@ class JsonRenderer:
 
     def _warn(self, message: str) -> None:
         self.notices.append(message)
-        sys.stderr.write(f"moa: warning: {message}\n")
+        sys.stderr.write(f"moa: warning: {one_line_safe(message)}\n")
 
     def finish(self, turn: TurnResult, error: str | None = None) -> None:
         """Print the turn; a failed turn (with `error`) still shows every answer that arrived."""
@@ -33,7 +33,7 @@ class JsonRenderer:
         data["usage"]["cost_usd"] = None if unknown else round(dollars, 6)
         data["usage"]["unpriced_models"] = unknown
         data["warnings"] = self.notices
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_dumps(data) + "\n")
         sys.stdout.flush()
         self.notices = []
 

@@ -1,233 +1,209 @@
-"""Live terminal output: one panel per reference model side by side, then the final answer.
+"""Live terminal output: the reference panels while a round runs, then the final answer.
 
-The final answer streams as Markdown the way a careful pager would: every block that can no
-longer change is printed once, and only the short unfinished tail lives in the redrawn region,
-so long answers never flicker. Run `python -m moa_cli.render.live` for a demo.
+Layout, top to bottom: each finished round's panels stay on screen, printed for good; below them
+the final answer streams as Markdown. The redrawn region at the bottom only ever holds what can
+still change: the running round's panels (sized to fit the terminal), an `aggregating with MODEL…`
+line, and the short unfinished tail of the answer (see `mdstream.py`), so the cost of a chunk
+never grows with the answer. A timer redraws a few times a second, so elapsed times tick.
+Warnings go to stderr, printed above the region.
 """
 
 from __future__ import annotations
 
-import sys
+import asyncio
 import time
 from typing import Mapping
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
-from rich.live import Live
-from rich.markdown import Markdown
-from rich.panel import Panel
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
-from ..events import Call, CallDelta, CallFinished, CallRestarted, CallStarted, Event, TurnResult
+from ..events import Call, CallDelta, CallFinished, CallProgress, CallRestarted, CallStarted, Event, TurnResult
+from ..sanitize import one_line_safe, terminal_safe
+from .mdstream import MarkdownStream, Piece, markdown
+from .panels import PanelGrid, ProposalPanel, panel_titles, round_line, short_model, status_group
+from .region import LiveRegion
 from .summary import summary_line, warning_for
 
-PANEL_LINES = 6  # lines of each proposer's text kept visible
-MIN_PANEL_WIDTH = 28
-REFRESH_EVERY = 0.04  # seconds; the first token of a call is always drawn at once
-
-STATUS_STYLE = {"running": "yellow", "ok": "green", "failed": "red", "cut": "magenta", "cancelled": "red"}
+REFRESH_EVERY = 0.05  # seconds between redraws while text streams; the first token draws at once
+TICK_EVERY = 0.25  # seconds between redraws while nothing arrives, so the clocks tick
 
 
-class ProposalPanel:
-    """One reference model's answer so far, showing its tail."""
-
-    def __init__(self, call: Call):
-        self.call = call
-        self.text = ""
-        self.status = "running"
-        self.detail = ""
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width = max(options.max_width - 4, 8)
-        lines = Text(self.text or "…", style="dim" if self.status != "ok" else "").wrap(console, width)
-        tail = Text("\n").join(lines[-PANEL_LINES:])
-        style = STATUS_STYLE.get(self.status, "white")
-        title = f"[bold]{_short_model(self.call.label)}[/] · r{self.call.round}"
-        subtitle = f"[{style}]{self.status}{' · ' + self.detail if self.detail else ''}[/]"
-        yield Panel(tail, title=title, subtitle=subtitle, border_style=style, height=PANEL_LINES + 2)
-
-
-class PanelGrid:
-    """Panels laid out in as many columns as the terminal width allows."""
-
-    def __init__(self, panels: list[ProposalPanel]):
-        self.panels = panels
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        if not self.panels:
-            return
-        per_row = max(1, min(len(self.panels), options.max_width // MIN_PANEL_WIDTH, 4))
-        grid = Table.grid(expand=True, padding=(0, 1))
-        for _ in range(per_row):
-            grid.add_column(ratio=1)
-        for start in range(0, len(self.panels), per_row):
-            row = self.panels[start : start + per_row]
-            grid.add_row(*row, *([""] * (per_row - len(row))))
-        yield grid
+def make_console(**kwargs) -> Console:
+    """A console for outside text: no emoji codes, no guessing of numbers or URLs to colour."""
+    return Console(emoji=False, highlight=False, **kwargs)
 
 
 class LiveRenderer:
     def __init__(self, prices: Mapping, show_proposers: bool = True, console: Console | None = None):
         self.prices = prices
         self.show_proposers = show_proposers
-        self.console = console or Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
-        self._live: Live | None = None
+        self.console = console or make_console()
+        self.region = LiveRegion(self.console)
         self._panels: dict[Call, ProposalPanel] = {}
         self._round = 0
-        self._final = ""  # aggregator text not yet printed for good
-        self._last_refresh = 0.0
+        self._aggregator: Call | None = None
+        self._agg_started = 0.0
+        self._agg_tokens = 0
+        self._agg_note = ""
+        self._answer: MarkdownStream | None = None
+        self._above: list = []  # printed for good at the next redraw
+        self._warnings: list[str] = []
+        self._last_draw = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
-    # -- the live region
-    def _ensure_live(self) -> Live:
-        if self._live is None:
-            self._live = Live(console=self.console, auto_refresh=False, transient=False, redirect_stderr=False)
-            self._live.start()
-        return self._live
+    # ------------------------------------------------------------------ events
 
-    def _renderable(self):
-        parts = []
-        if self._panels:
-            if self.show_proposers:
-                parts.append(PanelGrid(list(self._panels.values())))
-            else:
-                done = sum(p.status != "running" for p in self._panels.values())
-                parts.append(Text(f"round {self._round}: {done}/{len(self._panels)} references done", style="dim"))
-        if self._final:
-            parts.append(Markdown(self._final))
-        return Group(*parts)
-
-    def _refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last_refresh >= REFRESH_EVERY:
-            live = self._ensure_live()
-            live.update(self._renderable(), refresh=True)
-            self._last_refresh = now
-
-    def _settle_round(self) -> None:
-        """Print the finished round's panels for good and clear them from the live region."""
-        if self._panels:
-            if self.show_proposers:
-                self._ensure_live().console.print(PanelGrid(list(self._panels.values())))
-            self._panels = {}
-
-    # -- events
     def __call__(self, event: Event) -> None:
+        force = False
         if isinstance(event, CallStarted):
+            force = True
             if event.call.role == "reference":
                 if event.call.round != self._round:
                     self._settle_round()
                     self._round = event.call.round
-                self._panels[event.call] = ProposalPanel(event.call)
+                self._panels[event.call] = ProposalPanel(event.call, Text())
+                titles = panel_titles(list(self._panels))
+                for call, panel in self._panels.items():
+                    panel.title = titles[call]
             else:
                 self._settle_round()
-            self._refresh(force=True)
+                self._aggregator, self._agg_started, self._agg_tokens = event.call, time.monotonic(), 0
+                self._answer = MarkdownStream(self.console)
         elif isinstance(event, CallDelta):
-            if event.call.role == "aggregator":
-                first = not self._final
-                self._final += event.text
-                self._print_stable_prefix()
-                self._refresh(force=first)
-            else:
-                panel = self._panels.get(event.call)
-                if panel is not None:
-                    first = not panel.text
-                    panel.text += event.text
-                    self._refresh(force=first)
+            if event.call.role == "aggregator" and self._answer is not None:
+                force = self._agg_tokens == 0
+                self._agg_tokens += 1
+                self._queue(self._answer.feed(terminal_safe(event.text)))
+            elif (panel := self._panels.get(event.call)) is not None:
+                force = panel.tokens == 0
+                panel.add(event.text)
+        elif isinstance(event, CallProgress):
+            force = True
+            if (panel := self._panels.get(event.call)) is not None:
+                panel.note = one_line_safe(event.note)
+            elif event.call.role == "aggregator":
+                self._agg_note = one_line_safe(event.note)
         elif isinstance(event, CallRestarted):
-            if event.call.role == "aggregator":
-                self._final = ""
-            elif event.call in self._panels:
-                self._panels[event.call].text = ""
-            self._refresh(force=True)
+            force = True
+            if event.call.role == "aggregator" and self._answer is not None:
+                # What was committed stays on screen; the retried answer starts below it.
+                self._queue(self._answer.finish())
+                self._above.append(Text("(the answer above was cut off; retrying)", style="dim"))
+                self._answer, self._agg_tokens = MarkdownStream(self.console), 0
+            elif (panel := self._panels.get(event.call)) is not None:
+                panel.text, panel.tokens = "", 0
         elif isinstance(event, CallFinished):
-            result = event.result
-            panel = self._panels.get(event.call)
-            if panel is not None:
-                panel.status = result.status
-                if result.status == "ok" and result.started is not None and result.finished is not None:
-                    panel.detail = f"{result.finished - result.started:.1f}s · {result.usage.completion_tokens} tok"
-                elif result.error and result.error != result.status:
-                    panel.detail = result.error[:40]
-            self._refresh(force=True)
+            force = True
+            if (panel := self._panels.get(event.call)) is not None:
+                panel.result = event.result
         message = warning_for(event)
         if message is not None:
-            self.warn(message)
+            self._warnings.append(f"moa: warning: {one_line_safe(message)}")
+            force = True
+        self._refresh(force)
 
-    def _print_stable_prefix(self) -> None:
-        """Move complete Markdown blocks (up to the last blank line outside a code fence) above the live region."""
-        cut = _stable_cut(self._final)
-        if cut > 0:
-            stable, self._final = self._final[:cut], self._final[cut:]
-            self._ensure_live().console.print(Markdown(stable))
+    def _queue(self, pieces: list[Piece]) -> None:
+        for piece in pieces:
+            if piece.gap:
+                self._above.append(Text(""))
+            self._above.append(piece.renderable)
 
-    def warn(self, message: str) -> None:
-        if self._live is not None:
-            self._live.console.print(Text(f"moa: warning: {message}", style="yellow"))
-        else:
-            self.err.print(Text(f"moa: warning: {message}", style="yellow"))
+    def _settle_round(self) -> None:
+        """The round is over: its panels are printed for good, above everything that follows."""
+        if self._panels:
+            if self.show_proposers:
+                self._above.append(PanelGrid(list(self._panels.values()), self._grid_rows()))
+            self._panels = {}
+
+    # ------------------------------------------------------------------ drawing
+
+    def _grid_rows(self) -> int:
+        return max(self.console.size.height - 3, 1)  # a status line and the cursor's line below
+
+    def _region(self):
+        now = time.monotonic()
+        if self._panels:
+            panels = list(self._panels.values())
+            if self.show_proposers:
+                return status_group(PanelGrid(panels, self._grid_rows()), round_line(panels, self._round))
+            return round_line(panels, self._round)
+        if self._aggregator is None:
+            return None
+        name = one_line_safe(short_model(self._aggregator.label))
+        elapsed = now - self._agg_started
+        if self._agg_tokens == 0:
+            note = f" · {self._agg_note}" if self._agg_note else ""
+            return Text(f"aggregating with {name}… {elapsed:.1f}s{note}", style="yellow")
+        tail = self._answer.tail() if self._answer is not None else None
+        return status_group(tail, Text(f"{name} · {elapsed:.1f}s · {self._agg_tokens} tok", style="dim"))
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < REFRESH_EVERY:
+            self._arm_timer(REFRESH_EVERY - (now - self._last_draw))
+            return
+        self._draw()
+
+    def _draw(self) -> None:
+        above, self._above = self._above, []
+        warnings, self._warnings = self._warnings, []
+        self.region.update(self._region(), above, warnings)
+        self._last_draw = time.monotonic()
+        self._arm_timer(TICK_EVERY)
+
+    def _arm_timer(self, delay: float) -> None:
+        if self._timer is not None:
+            if self._timer.when() <= asyncio.get_running_loop().time() + delay:
+                return
+            self._timer.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven without an event loop (a demo): no ticking
+            return
+        self._timer = loop.call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        try:
+            self._draw()
+        except Exception:  # noqa: BLE001 - a failed redraw must not raise inside the event loop
+            self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ------------------------------------------------------------------ the end
 
     def finish(self, turn: TurnResult, error: str | None = None) -> None:
         if error is not None:
             self.close()
             return
         self._settle_round()
-        if turn.fallback and not self._final:
-            self._final = turn.final
-        self._refresh(force=True)
-        self._stop()
-        self._final = ""
-        self.console.print(Text(summary_line(turn, self.prices), style="dim"))
-
-    def _stop(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
+        if self._answer is not None:
+            self._queue(self._answer.finish())
+        if turn.fallback and not self._agg_tokens:
+            self._queue([Piece(markdown(terminal_safe(turn.final)))])
+        aggregate = turn.aggregate
+        if aggregate is not None and aggregate.status == "ok" and aggregate.finish_reason == "length":
+            self._above.append(Text("[truncated at max_tokens]", style="magenta"))
+        self._above.append(Text(""))  # the summary is not part of the answer
+        self._above.append(Text(summary_line(turn, self.prices), style="dim"))
+        self._end()
 
     def close(self) -> None:
-        """Stop drawing (after an error or Ctrl-C) keeping what is on screen."""
-        self._panels = {}
-        self._final = ""
-        self._stop()
+        """Stop drawing (after an error or Ctrl-C), keeping what is on screen."""
+        self._settle_round()
+        if self._answer is not None:
+            self._queue(self._answer.finish())
+        self._end()
 
-
-def _stable_cut(text: str) -> int:
-    """Index just past the last paragraph break that is not inside a ``` fence; 0 if none."""
-    cut, in_fence, pos = 0, False, 0
-    for line in text.splitlines(keepends=True):
-        pos += len(line)
-        stripped = line.strip()
-        if stripped.startswith("```") or stripped.startswith("~~~"):
-            in_fence = not in_fence
-        elif not stripped and not in_fence and pos < len(text):
-            cut = pos
-    return cut
-
-
-def _short_model(label: str) -> str:
-    return label.split(":", 1)[-1].rsplit("/", 1)[-1]
-
-
-if __name__ == "__main__":  # a self-demo with made-up events
-    from ..events import CallResult
-    from ..providers.base import Usage
-
-    demo = LiveRenderer({}, console=Console())
-    calls = [Call("reference", 1, i, f"demo:model-{i}") for i in range(3)]
-    for c in calls:
-        demo(CallStarted(c))
-    for step in range(30):
-        for i, c in enumerate(calls):
-            if step % (i + 1) == 0:
-                demo(CallDelta(c, f"word{step} "))
-        time.sleep(0.03)
-    for c in calls:
-        demo(CallFinished(c, CallResult(c, status="ok", started=0.0, finished=1.0, usage=Usage(10, 30))))
-    agg = Call("aggregator", 2, 0, "demo:aggregator")
-    demo(CallStarted(agg))
-    for piece in "# Final answer\n\nThe mix agrees.\n\n- one\n- two\n\n```python\nprint('hi')\n```\n".split(" "):
-        demo(CallDelta(agg, piece + " "))
-        time.sleep(0.03)
-    turn = TurnResult(mix="demo", started=time.time(), elapsed=1.5)
-    demo.finish(turn)
-    sys.exit(0)
+    def _end(self) -> None:
+        self._cancel_timer()
+        self._panels, self._aggregator, self._answer = {}, None, None
+        warnings, self._warnings = self._warnings, []
+        if warnings:
+            self.region.update(None, [], warnings)
+        above, self._above = self._above, []
+        self.region.stop(above)

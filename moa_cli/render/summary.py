@@ -31,11 +31,17 @@ def warning_for(event) -> str | None:
         return event.message
     if isinstance(event, CallFinished) and event.call.role == "reference" and event.result.status in ("failed", "cut"):
         return describe_failure(event.result)
+    if (isinstance(event, CallFinished) and event.call.role == "aggregator" and event.result.status == "ok"
+            and event.result.finish_reason == "length"):
+        tokens = event.result.usage.completion_tokens
+        return (f"the answer was truncated: {event.call.label} stopped at its max_tokens limit"
+                f"{f' ({tokens} tokens)' if tokens else ''}; raise --max-tokens for the whole answer")
     return None
 
 
 def describe_failure(result: CallResult) -> str:
-    what = "cut (too slow)" if result.status == "cut" else "failed"
     label = result.call.label
     error = (result.error or "").removeprefix(f"{label}: ")  # errors already start with the label
-    return f"reference {label} (round {result.call.round}) {what}: {error}; dropped from the round"
+    if result.status == "cut":  # the engine's reason already says "cut: ..."
+        return f"reference {label} (round {result.call.round}) was {error}; dropped from the round"
+    return f"reference {label} (round {result.call.round}) failed: {error}; dropped from the round"

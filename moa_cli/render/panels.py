@@ -1,0 +1,171 @@
+"""The reference panels: one per model, sized so that all of them fit the terminal.
+
+Every piece of outside text here (answers, model names, error messages) is made terminal-safe
+and put into `Text` objects, never read as Rich markup.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ..events import Call, CallResult
+from ..sanitize import one_line_safe, terminal_safe
+
+PANEL_LINES = 6  # text lines of a panel when there is room
+MIN_PANEL_WIDTH = 28
+MAX_COLUMNS = 4
+SILENT_WARN = 5.0  # seconds without a token, once half the round is done, before a panel says so
+TAIL_CHARS = 4000  # only the end of an answer can show in a panel
+
+STATUS_STYLE = {"running": "yellow", "ok": "green", "failed": "red", "cut": "magenta", "cancelled": "red",
+                "truncated": "magenta"}
+
+
+@dataclass
+class ProposalPanel:
+    call: Call
+    title: Text
+    text: str = ""
+    tokens: int = 0
+    note: str = ""  # "loading smollm2…" until the first token
+    started: float = field(default_factory=time.monotonic)
+    last_token: float | None = None
+    result: CallResult | None = None
+
+    def add(self, text: str) -> None:
+        self.text = (self.text + terminal_safe(text))[-TAIL_CHARS:]
+        self.tokens += 1
+        self.last_token = time.monotonic()
+        self.note = ""
+
+    @property
+    def state(self) -> str:
+        if self.result is None:
+            return "running"
+        if self.result.status == "ok" and self.result.finish_reason == "length":
+            return "truncated"
+        return self.result.status
+
+    def status(self, now: float, round_half_done: bool) -> Text:
+        """The panel's subtitle: what it is doing, how long it took, how many tokens."""
+        result = self.result
+        if result is None:
+            parts = [f"{now - self.started:.1f}s", f"{self.tokens} tok"]
+            silent = now - (self.last_token or self.started)
+            if self.note and not self.tokens:
+                parts.insert(0, self.note)
+            elif round_half_done and silent >= SILENT_WARN:
+                parts.append(f"no tokens for {silent:.0f}s, may be cut")
+            return Text(" · ".join(parts), style="yellow")
+        took = f"{(result.finished or 0) - (result.started or 0):.1f}s"
+        tokens = f"{result.usage.completion_tokens or self.tokens} tok"
+        if self.state == "truncated":
+            words = ["truncated at max_tokens", took, tokens]
+        elif result.status == "ok":
+            words = ["ok", took, tokens]
+        elif result.status == "cut":
+            words = [short_reason(result), took]
+        else:
+            words = [short_reason(result)]
+        return Text(" · ".join(words), style=STATUS_STYLE.get(self.state, "white"))
+
+    def render(self, console: Console, width: int, lines: int, status: Text) -> Panel:
+        inner = max(width - 4, 8)
+        style = STATUS_STYLE.get(self.state, "white")
+        body = Text(self.text[-(inner * lines * 2 + 200):] or "…", style="" if self.state in ("ok", "truncated") else "dim")
+        wrapped = body.wrap(console, inner)
+        tail = Text("\n").join(wrapped[-lines:]) if lines > 0 else Text("")
+        return Panel(tail, title=self.title, subtitle=status, border_style=style, height=lines + 2,
+                     title_align="left", subtitle_align="right")
+
+
+def short_reason(result: CallResult) -> str:
+    """`HTTP 500`, `timed out`, `cut: too slow`: the failure in a few words, without the label."""
+    error = one_line_safe(result.error or result.status).removeprefix(f"{one_line_safe(result.call.label)}: ")
+    if result.status == "cut":
+        return "cut: " + error.removeprefix("cut: ").split(" for the round")[0]
+    if error.startswith("HTTP "):
+        return " ".join(error.split()[:2]).rstrip(",")
+    return error if len(error) <= 32 else error[:31] + "…"
+
+
+def panel_titles(calls: list[Call]) -> dict[Call, Text]:
+    """`m1 · r1`; repeated samples of one model get `#2 · t=0.7` so they can be told apart."""
+    counts: dict[tuple[int, str], int] = {}
+    for call in calls:
+        counts[(call.round, call.label)] = counts.get((call.round, call.label), 0) + 1
+    seen: dict[tuple[int, str], int] = {}
+    titles = {}
+    for call in calls:
+        key = (call.round, call.label)
+        seen[key] = seen.get(key, 0) + 1
+        title = Text(one_line_safe(short_model(call.label)), style="bold")
+        if counts[key] > 1:
+            title.append(f" #{seen[key]}")
+            if call.temperature is not None:
+                title.append(f" · t={call.temperature:g}")
+        title.append(f" · r{call.round}", style="dim")
+        titles[call] = title
+    return titles
+
+
+def short_model(label: str) -> str:
+    return label.split(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+class PanelGrid:
+    """All panels of a round in a grid that fits `rows` terminal rows: with more models the
+    panels get shorter, and past three rows each (border, one line, border) a model gets one
+    line, so every title and status stays visible."""
+
+    def __init__(self, panels: list[ProposalPanel], rows: int):
+        self.panels = panels
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self.panels:
+            return
+        now = time.monotonic()
+        done = sum(p.result is not None and p.result.status == "ok" for p in self.panels)
+        half = done * 2 >= len(self.panels)
+        width = options.max_width
+        per_row = max(1, min(len(self.panels), width // MIN_PANEL_WIDTH, MAX_COLUMNS))
+        grid_rows = -(-len(self.panels) // per_row)
+        height = min(PANEL_LINES + 2, self.rows // grid_rows)
+        if height < 3:
+            per_row = max(1, min(len(self.panels), -(-len(self.panels) // max(self.rows, 1)), width // 20))
+            yield self._compact(now, half, per_row)
+            return
+        grid = Table.grid(expand=True, padding=(0, 1))
+        for _ in range(per_row):
+            grid.add_column(ratio=1)
+        cell = (width - (per_row - 1)) // per_row
+        for start in range(0, len(self.panels), per_row):
+            row = [p.render(console, cell, height - 2, p.status(now, half)) for p in self.panels[start:start + per_row]]
+            grid.add_row(*row, *([""] * (per_row - len(row))))
+        yield grid
+
+    def _compact(self, now: float, half: bool, per_row: int) -> Table:
+        grid = Table.grid(expand=True, padding=(0, 1))
+        for _ in range(per_row):
+            grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        cells = [Text.assemble(p.title, " ", p.status(now, half)) for p in self.panels]
+        for start in range(0, len(cells), per_row):
+            row = cells[start:start + per_row]
+            grid.add_row(*row, *([""] * (per_row - len(row))))
+        return grid
+
+
+def round_line(panels: list[ProposalPanel], round_no: int) -> Text:
+    done = sum(p.result is not None for p in panels)
+    return Text(f"round {round_no}: {done}/{len(panels)} references done", style="dim")
+
+
+def status_group(*parts) -> Group:
+    return Group(*[p for p in parts if p is not None])
