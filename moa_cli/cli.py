@@ -37,6 +37,8 @@ Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Connect/rea
 Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors.")]
 MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut.")]
 Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut.")]
+CallDeadline = Annotated[Optional[float], typer.Option(
+    "--deadline", help="Total seconds one call may take, retries included (default: 5x --timeout).")]
 Fallback = Annotated[Optional[bool], typer.Option("--fallback/--no-fallback", help="On aggregator failure, answer with the best reference.")]
 Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Calls in flight per provider.")]
 
@@ -58,6 +60,7 @@ def ask(
     temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
     system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
     proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
+    deadline: CallDeadline = None,
     log: Log = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object with every answer.")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")] = False,
@@ -74,7 +77,7 @@ def ask(
         mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
         max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
         retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
-        concurrency=concurrency, log=log,
+        concurrency=concurrency, deadline=deadline, log=log,
     )
     raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain or raw, raw=raw,
                               continue_last=continue_, session_name=session))
@@ -86,6 +89,7 @@ def chat(
     temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
     system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
     proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
+    deadline: CallDeadline = None,
     multi_turn: Annotated[Optional[bool], typer.Option(
         "--multi-turn/--no-multi-turn", help="Send earlier questions and answers as context (default on).")] = None,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="Resume the last session.")] = False,
@@ -100,7 +104,7 @@ def chat(
         mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
         max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
         retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
-        concurrency=concurrency, multi_turn=multi_turn, log=log,
+        concurrency=concurrency, deadline=deadline, multi_turn=multi_turn, log=log,
     )
     raise typer.Exit(run_chat(settings, continue_last=continue_, session_name=session, plain=plain))
 

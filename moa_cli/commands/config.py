@@ -22,6 +22,7 @@ EXAMPLE_CONFIG = """\
 # max_tokens = 1024
 # reference_max_tokens = 512 # a cap for reference models only
 # timeout = 60               # seconds per call (connect and read)
+# deadline = 300             # total seconds one call may take, retries included (default: 5x timeout)
 # retries = 2
 # min_proposers = 1          # answers a round needs before a straggler may be cut
 # proposer_deadline = 30     # cut stragglers this many seconds into a round (default: cut a
