@@ -165,8 +165,11 @@ def keys(
 def main() -> None:
     """Entry point: run the command, then exit with its code through the normal interpreter exit,
     so atexit handlers (local models' cleanup) run."""
+    import signal
+
     from .output import guard_standard_streams
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the CLI is ready: Ctrl-C is ours now
     guard_standard_streams()
     sys.exit(run(sys.argv[1:]))
 

@@ -6,7 +6,11 @@ import asyncio
 import sys
 
 from ..config import Overrides, keystore, load_config_file, load_env, paths, resolve
-from ..errors import UsageError
+from ..errors import ProviderError, UsageError
+from ..output import warn
+from ..sanitize import one_line_safe
+
+LIST_TIMEOUT = 60.0
 
 
 def run(provider_name: str) -> None:
@@ -24,12 +28,16 @@ def run(provider_name: str) -> None:
 
     async def fetch():
         try:
-            return await provider.list_models()
+            async with asyncio.timeout(LIST_TIMEOUT):  # every wait is bounded, a drip included
+                return await provider.list_models()
+        except TimeoutError:
+            raise ProviderError(f"{provider_name}: no model list within {LIST_TIMEOUT:g}s") from None
         finally:
             await provider.aclose()
 
     names = asyncio.run(fetch())
     if not names:
-        sys.stderr.write(f"moa: provider '{provider_name}' lists no models\n")
+        warn(f"provider '{provider_name}' lists no models")
     for model_id in names:
-        sys.stdout.write(f"{provider_name}:{model_id}\n")
+        # Ids come from the server: one line each, control characters made visible.
+        sys.stdout.write(f"{provider_name}:{one_line_safe(model_id)}\n")

@@ -108,7 +108,7 @@ RULES: dict[str, tuple[type, float, float, str]] = {
     "reference_max_tokens": (int, 1, 10_000_000, "a whole number from 1 to 10000000"),
     "timeout": (float, 0.001, DAY, "a number of seconds above 0, at most 86400"),
     "deadline": (float, 0.001, DAY, "a number of seconds above 0, at most 86400"),
-    "weight": (float, 0.0, 1e6, "a number from 0 to 1000000"),
+    "weight": (float, 0.0, 1e6, "a number of at least 0 (at most 1000000)"),
     "seed": (int, -(2**63), 2**63 - 1, "a whole number that fits in 64 bits"),
     "context_window": (int, 256, 100_000_000, "a whole number from 256 to 100000000"),
     "rounds": (int, 0, 10, "a whole number from 0 to 10"),
@@ -117,7 +117,7 @@ RULES: dict[str, tuple[type, float, float, str]] = {
     "min_proposers": (int, 1, 1000, "a whole number from 1 to 1000"),
     "proposer_deadline": (float, 0.0, DAY, "a number of seconds from 0 to 86400"),
     "concurrency": (int, 1, 1000, "a whole number from 1 to 1000"),
-    "price": (float, 0.0, 1e6, "a number of dollars from 0 to 1000000"),
+    "price": (float, 0.0, 1e6, "a number of dollars of at least 0 (at most 1000000)"),
 }
 
 
