@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from typing import Annotated, List, Optional
 
@@ -165,25 +166,28 @@ def keys(
 def main() -> None:
     """Entry point: run the command, then exit with its code through the normal interpreter exit,
     so atexit handlers (local models' cleanup) run."""
-    import signal
-
     from .output import guard_standard_streams
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # the CLI is ready: Ctrl-C is ours now
     guard_standard_streams()
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # all said and done: a late Ctrl-C changes nothing
+    sys.exit(code)
 
 
 def run(argv: list[str]) -> int:
     """Run one command: one-line errors with documented exit codes, never a traceback."""
-    command = typer.main.get_command(app)
     try:
+        command = typer.main.get_command(app)
+        # From here on Ctrl-C is a KeyboardInterrupt that every frontend handles (until now the
+        # entry module's start-up handler ended moa quietly).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         code = command.main(args=argv, prog_name="moa", standalone_mode=False)
         sys.stdout.flush()  # a full disk shows up here, not in a write: report it while we can
     except MoaError as error:
         print_error(error.message)
         code = error.exit_code
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the last words short
         print_error("interrupted")
         code = EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001
