@@ -139,9 +139,9 @@ def test_a_stream_that_drips_forever_is_ended_by_the_deadline(moa, server):
     it. The aggregator is covered: with fallback the reference answer stands in."""
     server.script("drip", raw_forever='data: {"choices":[{"delta":{"content":"x"}}]}\n\n', raw_delay=0.05)
     server.script("ref", reply="the reference answer")
-    run = moa("ask", "-r", "openai:ref", "-a", "openai:drip", "--deadline", "2", "q", timeout=50)
+    run = moa("ask", "-r", "openai:ref", "-a", "openai:drip", "--deadline", "2", "--json", "q", timeout=50)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().endswith("the reference answer")
+    assert json.loads(run.stdout)["final"] == "the reference answer"
     assert "within the 2s deadline" in run.stderr
     alone = moa("ask", *ALONE, "openai:drip", "--deadline", "2", "q", timeout=50)
     assert alone.returncode == 1 and "deadline" in alone.stderr
@@ -193,7 +193,7 @@ def test_a_huge_number_in_a_slash_command_does_not_end_the_chat(moa, server):
     server.script("*", reply="still here")
     run = moa("chat", *ALONE, "openai:m", input=f"/max-tokens {HUGE}\n/rounds {'9' * 5000}\nhello\n")
     assert "still here" in run.stdout
-    assert "/max-tokens" in run.stderr and "internal error" not in run.stderr
+    assert "max-tokens" in run.stderr and "/rounds" in run.stderr and "internal error" not in run.stderr
 
 
 # ---------------------------------------------------------------- config files
@@ -303,7 +303,7 @@ def test_an_empty_aggregator_answer_is_a_failure_and_the_fallback_answers(moa, s
 def test_a_redirect_is_reported_as_a_redirect(moa, server):
     server.script("m", response={"status": 302, "headers": {"Location": server.url + "/elsewhere"}})
     run = moa("ask", *ALONE, "openai:m", "q")
-    assert run.returncode == 4 and "redirected" in run.stderr and "unknown model" not in run.stderr
+    assert run.returncode == 1 and "redirected" in run.stderr and "unknown model" not in run.stderr
 
 
 @pytest.mark.parametrize("args", [["-a", ":::"], ["-r", "-,:", "-a", "openai:m"], ["--session", ""],
@@ -380,7 +380,7 @@ def test_sigterm_during_a_chat_turn_restores_echo_and_saves_the_turn(moa_env, se
 
     server.script("slow", reply="late", delay=30)
     child = _pty_moa(["chat", *ALONE, "openai:slow"], moa_env, tmp_path)
-    child.expect("> ")
+    child.expect("slow>")
     child.sendline("a question")
     _wait_for_request(server, "slow")
     child.kill(15)
