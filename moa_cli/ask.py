@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from . import signals
 from .config import Settings
 from .errors import EXIT_INTERRUPTED, EXIT_OK, print_error
 from .output import exit_code_for_output, warn
@@ -28,6 +29,7 @@ def ask_once(
     renderer = pick_renderer(json_output=json_output, prices=service.settings.prices, force_plain=plain, raw=raw)
 
     async def run():
+        signals.cancel_on_sigterm(asyncio.current_task())
         try:
             return await service.run(text, listeners=[renderer])
         finally:
@@ -36,8 +38,13 @@ def ask_once(
     try:
         outcome = asyncio.run(run())
     except KeyboardInterrupt:
+        signals.show_cursor()
         print_error("interrupted")  # the partial turn was saved by the service
         return EXIT_INTERRUPTED
+    except asyncio.CancelledError:  # SIGTERM cancelled the turn; it was saved as interrupted
+        signals.show_cursor()
+        print_error("terminated")
+        return signals.EXIT_TERMINATED
     finally:
         service.close()
     if outcome.output_errors:

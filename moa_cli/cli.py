@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from typing import Annotated, List, Optional
 
@@ -39,6 +40,8 @@ Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Longest sil
 Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors. [default: 2]")]
 MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut. [default: 1]")]
 Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut. [default: none; a reference silent for 2x the quorum's time, at least 15 s, is cut]")]
+CallDeadline = Annotated[Optional[float], typer.Option(
+    "--deadline", help="Total seconds one call may take, retries included. [default: 5x --timeout]")]
 Fallback = Annotated[Optional[bool], typer.Option("--fallback/--no-fallback", help="On aggregator failure, answer with the best reference. [default: on]")]
 Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Calls in flight per provider. [default: unlimited]")]
 
@@ -78,6 +81,7 @@ def ask(
     temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
     system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
     proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
+    deadline: CallDeadline = None,
     log: Log = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object with every answer.")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")] = False,
@@ -94,7 +98,7 @@ def ask(
         mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
         max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
         retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
-        concurrency=concurrency, log=log,
+        concurrency=concurrency, deadline=deadline, log=log,
     )
     raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain or raw, raw=raw,
                               continue_last=continue_, session_name=session))
@@ -106,6 +110,7 @@ def chat(
     temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
     system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
     proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
+    deadline: CallDeadline = None,
     multi_turn: Annotated[Optional[bool], typer.Option(
         "--multi-turn/--no-multi-turn", help="Send earlier questions and answers as context (default on).")] = None,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="Resume the last session.")] = False,
@@ -120,7 +125,7 @@ def chat(
         mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
         max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
         retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
-        concurrency=concurrency, multi_turn=multi_turn, log=log,
+        concurrency=concurrency, deadline=deadline, multi_turn=multi_turn, log=log,
     )
     raise typer.Exit(run_chat(settings, continue_last=continue_, session_name=session, plain=plain))
 
@@ -210,7 +215,9 @@ def main() -> None:
     from .output import guard_standard_streams
 
     guard_standard_streams()
-    _leave(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # all said and done: a late Ctrl-C changes nothing
+    _leave(code)
 
 
 def _leave(code: int) -> None:
@@ -235,14 +242,18 @@ def _leave(code: int) -> None:
 
 def run(argv: list[str]) -> int:
     """Run one command: one-line errors with documented exit codes, never a traceback."""
-    command = typer.main.get_command(app)
     try:
+        command = typer.main.get_command(app)
+        # From here on Ctrl-C is a KeyboardInterrupt that every frontend handles (until now the
+        # entry module's start-up handler ended moa quietly).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         code = command.main(args=argv, prog_name="moa", standalone_mode=False)
         sys.stdout.flush()  # a full disk shows up here, not in a write: report it while we can
     except MoaError as error:
         print_error(error.message)
         code = error.exit_code
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the last words short
         print_error("interrupted")
         code = EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001

@@ -7,12 +7,13 @@ No terminal code lives here. The engine tells whoever listens what happens throu
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from typing import Callable, Sequence
 
 from . import prompts
-from .errors import ProviderError, TurnFailed
+from .errors import ProviderError, TurnFailed, redact
 from .events import (
     Call,
     CallDelta,
@@ -262,21 +263,30 @@ class Engine:
             if trimmed and not self._warned_trim:
                 self._warned_trim = True
                 self.emit(Notice(f"the conversation is too long for {call.label}: oldest turns and long answers were trimmed"))
+        timeout = model.timeout or self.options.timeout
         request = ChatRequest(
             model=model.model,
             messages=messages,
             temperature=model.temperature,
             max_tokens=model.max_tokens,
-            timeout=model.timeout or self.options.timeout,
+            timeout=timeout,
             seed=model.seed,
         )
         result.started = self._now()
         self.emit(CallStarted(call))
         tries = max(self.options.retries, 0) + 1
+        # Every wait is bounded: the read timeout (per read), an idle limit (no text for `timeout`
+        # seconds, whatever keep-alive comments or empty events arrive) and a total deadline for
+        # the call, retries and their pauses included.
+        limit = self.options.call_deadline(timeout)
+        deadline = asyncio.get_running_loop().time() + limit
         try:
             for attempt in range(tries):
                 try:
-                    await self._stream_into(result, model.provider, request)
+                    await self._stream_into(result, model.provider, request, deadline, limit, timeout)
+                    if not result.text.strip():
+                        # Nothing to show or to build on: a failure, so the fallback can answer.
+                        raise ProviderError(f"{call.label}: the model returned an empty answer", model=call.label)
                     result.status = "ok"
                     if not result.usage.prompt_tokens and not result.usage.completion_tokens:
                         # Some servers (llama.cpp's, older vLLM) send no usage: estimate it, and say so.
@@ -287,11 +297,15 @@ class Engine:
                 except Exception as error:  # noqa: BLE001 - a provider bug must not kill the turn
                     if not isinstance(error, ProviderError):
                         error = ProviderError(f"{type(error).__name__}: {error}", model=call.label)
-                    message = _name_call(call, error)
-                    if not error.retryable or attempt == tries - 1:
+                    # Scrubbed again here: the message is kept in --json, the session and exports.
+                    message = redact(_name_call(call, error))
+                    delay = _retry_delay(error, attempt, self.options.backoff)
+                    left = deadline - asyncio.get_running_loop().time()
+                    if not error.retryable or attempt == tries - 1 or delay >= left:
+                        if error.retryable and attempt < tries - 1:
+                            message += f" (no time left to retry within the {limit:g}s deadline)"
                         result.status, result.error, result.error_status = "failed", message, error.status
                         break
-                    delay = _retry_delay(error, attempt, self.options.backoff)
                     self.emit(Notice(f"{message} — retrying in {delay:.1f}s (try {attempt + 2} of {tries})"))
                     if result.text:
                         self.emit(CallRestarted(call))  # the retry starts the answer from scratch
@@ -312,29 +326,50 @@ class Engine:
         self.emit(CallFinished(call, result))
         return result
 
-    async def _stream_into(self, result: CallResult, provider_name: str, request: ChatRequest) -> None:
+    async def _stream_into(self, result: CallResult, provider_name: str, request: ChatRequest,
+                           deadline: float, limit: float, idle: float) -> None:
         provider = self.pool.get(provider_name)
         call = result.call
-        async with self.pool.limit(provider_name) or _NullLimit():
-            self._activity[call] = time.monotonic()
-            stream = provider.stream(request)
-            try:
-                async for chunk in stream:
-                    self._activity[call] = time.monotonic()
-                    if chunk.text:
-                        if result.first_token is None:
-                            result.first_token = self._now()
-                        result.text += chunk.text
-                        result.chunks += 1
-                        self.emit(CallDelta(call, chunk.text))
-                    if chunk.usage is not None:
-                        result.usage = chunk.usage
-                    if chunk.finish_reason:
-                        result.finish_reason = chunk.finish_reason
-                    if chunk.note:
-                        self.emit(CallProgress(call, chunk.note))
-            finally:
-                await stream.aclose()
+        loop = asyncio.get_running_loop()
+        total = asyncio.timeout_at(deadline)
+        quiet = asyncio.timeout(None)  # armed below, pushed back by every chunk of output
+        try:
+            async with total, self.pool.limit(provider_name) or _NullLimit(), quiet:
+                quiet.reschedule(loop.time() + idle)
+                await self._read_stream(result, provider, request, lambda: quiet.reschedule(loop.time() + idle))
+        except TimeoutError:
+            if total.expired():
+                raise ProviderError(f"{call.label}: no complete answer within the {limit:g}s deadline "
+                                    "(--deadline)", model=call.label) from None
+            if quiet.expired():
+                raise ProviderError(f"{call.label}: no output for {idle:g}s (--timeout)", model=call.label,
+                                    retryable=True) from None
+            raise
+
+    async def _read_stream(self, result: CallResult, provider: Provider, request: ChatRequest, progressed) -> None:
+        """Read one stream into `result`. Providers yield chunks only for output (text, usage), so
+        keep-alive comments and empty events never call `progressed`."""
+        call = result.call
+        self._activity[call] = time.monotonic()
+        stream = provider.stream(request)
+        try:
+            async for chunk in stream:
+                self._activity[call] = time.monotonic()
+                progressed()
+                if chunk.text:
+                    if result.first_token is None:
+                        result.first_token = self._now()
+                    result.text += chunk.text
+                    result.chunks += 1
+                    self.emit(CallDelta(call, chunk.text))
+                if chunk.usage is not None:
+                    result.usage = chunk.usage
+                if chunk.finish_reason:
+                    result.finish_reason = chunk.finish_reason
+                if chunk.note:
+                    self.emit(CallProgress(call, chunk.note))
+        finally:
+            await stream.aclose()
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -354,9 +389,14 @@ def _labelled(call: Call, message: str) -> str:
     return message if message.startswith(call.label) else f"{call.label}: {message}"
 
 
+# A server may ask for a pause before the next try (Retry-After); moa waits a minute at most,
+# and never past the call's deadline (then the call fails at once instead).
+RETRY_AFTER_CAP = 60.0
+
+
 def _retry_delay(error: ProviderError, attempt: int, backoff: float) -> float:
-    if error.retry_after is not None:
-        return max(error.retry_after, 0.0)
+    if error.retry_after is not None and math.isfinite(error.retry_after):
+        return min(max(error.retry_after, 0.0), RETRY_AFTER_CAP)
     base = backoff * (2**attempt)
     return base * (0.5 + random.random() / 2)  # jitter spreads retries of parallel calls apart
 

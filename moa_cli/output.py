@@ -92,4 +92,9 @@ def write_stderr(line: str) -> None:
 
 
 def warn(message: str) -> None:
-    write_stderr(f"moa: {message}")
+    """One `moa: ...` line on stderr. The message may quote outside text (a server's error, a
+    model id): secrets are scrubbed and control characters made visible."""
+    from .errors import redact
+    from .sanitize import one_line_safe
+
+    write_stderr(f"moa: {one_line_safe(redact(message))}")

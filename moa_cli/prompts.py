@@ -7,6 +7,7 @@ answer is passed as one whole string.
 from __future__ import annotations
 
 import random
+import re
 from typing import Sequence
 
 SYNTHESIZE = (
@@ -29,6 +30,8 @@ CODING = (
     "complete, runnable code and a brief explanation. Do not mention the other answers.\n\n"
     "Answers:\n{answers}"
 )
+
+_PLACEHOLDER = re.compile(r"\{(answers|question)\}")
 
 STRATEGIES = {"synthesize": SYNTHESIZE, "rank": RANK, "coding": CODING}
 
@@ -67,12 +70,10 @@ def build_messages(
         answers = list(answers)
         if shuffle_seed is not None:
             random.Random(shuffle_seed).shuffle(answers)
-        template = template_for(strategy)
-        parts.append(
-            template.replace("{answers}", number_answers(answers)).replace(
-                "{question}", last_user_text(conversation)
-            )
-        )
+        values = {"answers": number_answers(answers), "question": last_user_text(conversation)}
+        # One pass over the template only: a `{question}` inside an answer (f-string code, say)
+        # is the answer's own text and is never replaced.
+        parts.append(_PLACEHOLDER.sub(lambda m: values[m.group(1)], template_for(strategy)))
     head = ({"role": "system", "content": "\n\n".join(parts)},) if parts else ()
     return head + tuple(dict(m) for m in conversation)
 

@@ -15,11 +15,12 @@ import threading
 from contextlib import contextmanager
 from typing import Awaitable, Callable
 
-from . import slash
+from . import signals, slash
 from .config import Overrides, Settings, paths
 from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError, print_error
 from .output import exit_code_for_output, warn
 from .render import pick_renderer
+from .sanitize import terminal_safe
 from .service import TurnService, open_service
 from .sanitize import terminal_safe
 from .store import TurnRecord
@@ -51,7 +52,15 @@ class Chat:
     async def run(self, read: Callable[[], Awaitable[str | None]]) -> int:
         code = EXIT_OK
         try:
-            while (text := await read()) is not None:
+            while True:
+                try:
+                    text = await read()
+                except SkippedLine as error:  # say so, and go on with the next line
+                    print_error(error.message)
+                    code = error.exit_code
+                    continue
+                if text is None:
+                    break
                 text = text.strip()
                 if not text:
                     continue
@@ -90,6 +99,8 @@ class Chat:
             outcome = task.result()
         except asyncio.CancelledError:
             warn("interrupted: this turn is not part of the conversation")  # saved as interrupted
+            if signals.terminating():
+                raise  # SIGTERM: the chat ends too (see run_chat)
             return EXIT_INTERRUPTED
         self.answered = self.answered or bool(outcome.turn.final)
         if outcome.output_errors:
@@ -132,6 +143,10 @@ class Chat:
         stream.flush()
 
 
+class SkippedLine(UsageError):
+    """A line of piped input that cannot be a question; the chat goes on with the next one."""
+
+
 class _OutputFailed(int):
     """A turn's output could not be written: the chat stops with this exit code."""
 
@@ -154,6 +169,8 @@ async def _until_done_or_ctrl_c(task: asyncio.Future) -> None:
         asyncio.current_task().uncancel()
         task.cancel()
         await asyncio.wait([task])
+        if signals.terminating():
+            raise
     finally:
         if previous is not None:
             loop.remove_signal_handler(signal.SIGINT)
@@ -209,11 +226,19 @@ def run_chat(settings: Settings, *, continue_last: bool = False, session_name: s
         warn(f"new session '{session_name.strip()}'")
     piped = not sys.stdin.isatty()
     chat = Chat(service, piped, plain)
+    async def main() -> int:
+        signals.cancel_on_sigterm(asyncio.current_task())
+        return await chat.run(_piped_lines() if piped else _prompter(chat))
+
     try:
-        return asyncio.run(chat.run(_piped_lines() if piped else _prompter(chat)))
+        return asyncio.run(main())
     except KeyboardInterrupt:  # Ctrl-C outside a turn, e.g. while a pipe is slow to send the next line
         print_error("interrupted")
         return EXIT_INTERRUPTED
+    except asyncio.CancelledError:  # SIGTERM: the turn in flight was saved as interrupted
+        signals.show_cursor()
+        print_error("terminated")
+        return signals.EXIT_TERMINATED
     finally:
         service.close()
 
@@ -240,7 +265,7 @@ def _piped_lines() -> Callable[[], Awaitable[str | None]]:
         try:
             return None if line is None else line.decode("utf-8")
         except UnicodeDecodeError:
-            raise UsageError("a line of stdin is not UTF-8 text; skipped it") from None
+            raise SkippedLine("a line of stdin is not UTF-8 text; skipped it") from None
 
     return read
 

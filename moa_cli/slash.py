@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .errors import UsageError
+from .files import write_atomic
 
 if TYPE_CHECKING:
     from .repl import Chat
@@ -72,8 +73,9 @@ async def dispatch(chat: "Chat", text: str):
         raise UsageError(f"usage: {name} {command.arg}")
     try:
         outcome = command.run(chat, arg)
-    except ValueError:  # int("x"), float("x"), "/proposers maybe"
-        raise UsageError(f"{name}: bad value {arg!r} (usage: {name} {command.arg})") from None
+    except (ValueError, OverflowError):  # int("x"), float("1e999") -> inf is caught by the rules, "/proposers maybe"
+        shown = arg if len(arg) <= 40 else arg[:39] + "…"
+        raise UsageError(f"{name}: bad value {shown!r} (usage: {name} {command.arg})") from None
     return await outcome if asyncio.iscoroutine(outcome) else outcome
 
 
@@ -148,12 +150,13 @@ def save(chat: "Chat", file: str) -> None:
     if chat.session_id is None:
         raise UsageError("/save: nothing to save yet")
     path = Path(file).expanduser()
-    try:
-        from .commands.history import safe_export
+    from .commands.history import safe_export
 
-        path.write_text(safe_export(chat.store, chat.session_id, "json" if path.suffix == ".json" else "md") + "\n")
-    except OSError as error:
-        raise UsageError(f"/save: cannot write {path}: {error.strerror}") from None
+    text = safe_export(chat.store, chat.session_id, "json" if path.suffix == ".json" else "md") + "\n"
+    try:
+        write_atomic(path, text, mode=0o600)  # a full disk leaves the old file, never half of one
+    except UsageError as error:
+        raise UsageError(f"/save: {error.message}") from None
     chat.say(f"saved to {path}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sqlite3
 import time
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import paths
+from .files import make_private_dir
 from .errors import UsageError
 from .events import TurnResult
 
@@ -55,6 +57,12 @@ MIGRATIONS = [
 ]
 
 STATUSES = ("ok", "failed", "interrupted")
+
+# PRAGMA application_id marks a file as moa's ("moa!"), so a foreign SQLite file that happens to
+# sit at sessions.db is refused instead of getting moa's tables added to it.
+APPLICATION_ID = 0x6D6F6121
+TABLES = {"sessions", "turns", "proposals"}
+SQLITE_INT_MAX = 2**63 - 1
 
 # Result codes that mean the file itself is bad or unusable (not a bug in our SQL): the user gets
 # a one-line UsageError naming the file instead of a traceback.
@@ -107,9 +115,28 @@ def _guarded(method):
         except sqlite3.DatabaseError as e:
             if (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF in _FILE_FAULTS:
                 raise UsageError(f"cannot use session database {self.path}: {e}") from e
+            if isinstance(e, sqlite3.OperationalError) and str(e).startswith(("no such table", "no such column")):
+                raise UsageError(f"session database {self.path} is damaged ({e}); move it away to start a new one") from e
             raise
 
     return wrapper
+
+
+def _count(value) -> int:
+    """A count as SQLite can store it: a whole number from 0 to 2**63-1."""
+    try:
+        return min(max(int(value), 0), SQLITE_INT_MAX)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _real(value) -> float | None:
+    """A finite float or None (inf and nan have no place in a session file)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 _SESSION_SQL = """
@@ -131,7 +158,7 @@ class Store:
         path = Path(path).expanduser() if path is not None else paths.sessions_db()
         conn = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
             if not path.exists():
                 # Transcripts are private; SQLite gives the -wal and -shm files the same mode.
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -151,6 +178,7 @@ class Store:
     def _setup(self) -> None:
         c = self._conn
         c.execute("PRAGMA busy_timeout = 5000")  # another moa process may be writing: wait for it
+        self._claim()  # before anything else touches the file: a foreign file is left exactly as it was
         # WAL + synchronous=NORMAL: COMMIT returns only after the transaction has been write()n to
         # the -wal file, i.e. it is in the OS page cache, which outlives a SIGKILLed process; the
         # next open replays it. NORMAL only skips the per-commit fsync, so just an OS crash or power
@@ -159,6 +187,25 @@ class Store:
         c.execute("PRAGMA synchronous = NORMAL")
         c.execute("PRAGMA foreign_keys = ON")  # per connection; ON DELETE CASCADE needs it
         self._migrate()
+        missing = TABLES - self._tables()
+        if missing:
+            raise UsageError(f"session database {self.path} is damaged (no table {sorted(missing)[0]}); "
+                             "move it away to start a new one")
+
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _claim(self) -> None:
+        """Check the file is moa's, marking a new (empty) one, or one from before the mark existed."""
+        app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            return
+        tables = self._tables()
+        ours_unmarked = app_id == 0 and self._version() > 0 and TABLES <= tables
+        if app_id != 0 or (tables and not ours_unmarked):
+            raise UsageError(f"{self.path} is not a moa session database (another program's SQLite file?); "
+                             "move it away or set MOA_HOME to another directory")
+        self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def _version(self) -> int:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -291,15 +338,18 @@ class Store:
             turn_id = c.execute(
                 "INSERT INTO turns (session_id, seq, created, question, final, status, mix, mix_json, elapsed, error,"
                 " fallback, prompt_tokens, completion_tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, seq, r.started, question, r.final, status, r.mix or row["mix"], mix_json,
-                 result.elapsed if result else None, error, r.fallback, usage.prompt_tokens, usage.completion_tokens,
-                 cost),
+                (session_id, seq, _real(r.started) or now, question, r.final, status, r.mix or row["mix"], mix_json,
+                 _real(result.elapsed) if result else None, _scrub(error), r.fallback, _count(usage.prompt_tokens),
+                 _count(usage.completion_tokens), _real(cost)),
             ).lastrowid
+            # Every number is clamped and every error scrubbed: a server's 30-digit token count
+            # or an error quoting a key must neither lose the turn nor end up in the file.
             c.executemany(
                 "INSERT INTO proposals (turn_id, round, idx, role, model, status, text, error, prompt_tokens,"
                 " completion_tokens, started, first_token, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(turn_id, p.call.round, p.call.index, p.call.role, p.call.label, p.status, p.text, p.error,
-                  p.usage.prompt_tokens, p.usage.completion_tokens, p.started, p.first_token, p.finished)
+                [(turn_id, p.call.round, p.call.index, p.call.role, p.call.label, p.status, p.text, _scrub(p.error),
+                  _count(p.usage.prompt_tokens), _count(p.usage.completion_tokens), _real(p.started),
+                  _real(p.first_token), _real(p.finished))
                  for p in r.calls()],
             )
             if replaces is not None:
@@ -366,6 +416,12 @@ class Store:
                 lines += [f"**Error:** {t.error}", ""]
             lines += [f"*{_facts(t)}*", ""]
         return "\n".join(lines)
+
+
+def _scrub(error: str | None) -> str | None:
+    from .errors import redact
+
+    return None if error is None else redact(error)
 
 
 def _info(row: sqlite3.Row) -> SessionInfo:

@@ -33,6 +33,15 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many chunks, with no [DONE]
     message: str | None = None  # the error message of injected errors (default "injected <status>")
     finish_reason: str = "stop"  # "length" pretends the reply hit max_tokens
+    # Hostile servers. `raw`: stream these pieces verbatim (str or bytes, each written as it is,
+    # so the script supplies the `data: ` and blank lines), `raw_delay` seconds apart, then close;
+    # `raw_forever`: after `raw`, send this piece every `raw_delay` seconds until the client leaves.
+    raw: list | None = None
+    raw_delay: float = 0.0
+    raw_forever: str | bytes | None = None
+    # `response`: {"status": 302, "body": str or JSON value, "headers": {...}}, sent as it is.
+    response: dict | None = None
+    usage: dict | None = None  # the usage object of the stream's last event, as given
 
 
 class _Server(ThreadingHTTPServer):
@@ -164,6 +173,9 @@ def _make_handler(server: FakeServer):
             n, behaviour, error = server._next(model)
             if error and not error.get("status"):
                 behaviour = replace(behaviour, **{k: v for k, v in error.items() if k != "retry_after"})
+            if behaviour.response is not None:
+                entry["outcome"] = behaviour.response.get("status", 200)
+                return self._verbatim(behaviour.response)
             status = (error or {}).get("status") or behaviour.status
             if status:
                 entry["outcome"] = status
@@ -179,6 +191,8 @@ def _make_handler(server: FakeServer):
             pieces = [p if i == 0 else " " + p for i, p in enumerate(pieces)]
             usage = {"prompt_tokens": _count_prompt(body), "completion_tokens": len(pieces),
                      "total_tokens": _count_prompt(body) + len(pieces)}
+            if behaviour.usage is not None:
+                usage = behaviour.usage
             entry["n"] = n
             if body.get("stream"):
                 self._stream(entry, behaviour, model, pieces, usage)
@@ -216,6 +230,8 @@ def _make_handler(server: FakeServer):
             if behaviour.delay and self._wait_for_close(behaviour.delay):
                 entry["outcome"], entry["client_closed"] = "client closed", True
                 return
+            if behaviour.raw is not None or behaviour.raw_forever is not None:
+                return self._raw(entry, behaviour, write)
 
             def event(payload) -> bytes:
                 return b"data: " + json.dumps(payload).encode() + b"\n\n"
@@ -253,6 +269,41 @@ def _make_handler(server: FakeServer):
                 entry["outcome"] = 200
             except (BrokenPipeError, ConnectionResetError):
                 entry["outcome"], entry["client_closed"] = "client closed", True
+            entry["finished"] = time.time()
+
+        def _verbatim(self, response: dict) -> None:
+            body = response.get("body", "")
+            data = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
+            self.send_response(response.get("status", 200))
+            headers = {"Content-Type": "application/json", **response.get("headers", {})}
+            for k, v in headers.items():
+                self.send_header(k, str(v))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _raw(self, entry, behaviour, write) -> None:
+            """Scripted bytes, verbatim: malformed events, escape codes, endless drips."""
+            def send(piece) -> bool:
+                if behaviour.raw_delay and self._wait_for_close(behaviour.raw_delay):
+                    return False
+                write(piece if isinstance(piece, bytes) else piece.encode("utf-8", "surrogateescape"))
+                self.wfile.flush()
+                return True
+
+            try:
+                for piece in behaviour.raw or []:
+                    if not send(piece):
+                        break
+                else:
+                    while behaviour.raw_forever is not None and not server._stop.is_set():
+                        if not send(behaviour.raw_forever):
+                            break
+                    entry["outcome"] = "raw sent"
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            entry.setdefault("outcome", "client closed")
+            entry["client_closed"] = entry["outcome"] == "client closed"
             entry["finished"] = time.time()
 
         def _wait_for_close(self, seconds: float | None) -> bool:

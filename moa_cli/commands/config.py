@@ -9,6 +9,7 @@ from ..config import Overrides, keystore, load_config_file, load_env, paths, res
 from ..config.redact import redacted
 from ..config.toml_write import dump_toml
 from ..errors import UsageError, redact
+from ..files import make_private_dir, write_atomic
 
 EXAMPLE_CONFIG = """\
 ## moa configuration (TOML). Every section is optional: built-in mixes and providers always exist.
@@ -22,6 +23,7 @@ EXAMPLE_CONFIG = """\
 # max_tokens = 1024
 # reference_max_tokens = 512 # a cap for reference models only
 # timeout = 60               # seconds: the longest silence allowed between two pieces of an answer
+# deadline = 300             # total seconds one call may take, retries included (default: 5x timeout)
 # retries = 2
 # log = true                 # save every turn in the sessions database
 # min_proposers = 1          # answers a round needs before a straggler may be cut
@@ -86,10 +88,9 @@ def run(action: str) -> None:
             + redact(dump_toml(redacted(data, secrets)), secrets)
         )
     elif action == "init":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite, not even in a race
-                handle.write(EXAMPLE_CONFIG)
+        make_private_dir(path.parent)
+        try:  # all or nothing (a full disk leaves no empty file), and never over an existing file
+            write_atomic(path, EXAMPLE_CONFIG, mode=0o600, overwrite=False)
         except FileExistsError:
             raise UsageError(f"{path} already exists; not overwriting it (`moa config show` prints it)") from None
         sys.stdout.write(f"wrote {path}\n")

@@ -8,6 +8,7 @@ import sys
 
 from ..config import keystore, load_config_file, load_env, load_providers, paths
 from ..errors import ConfigError, UsageError
+from ..output import warn
 from ..providers import BUILTIN_PROVIDERS
 
 
@@ -18,7 +19,7 @@ def run(action: str, provider: str | None) -> None:
     except ConfigError as error:
         # Saving or listing keys must not depend on a config file that is being fixed.
         providers = dict(BUILTIN_PROVIDERS)
-        sys.stderr.write(f"moa: warning: {error.message} (only built-in providers are known until it is fixed)\n")
+        warn(f"warning: {error.message} (only built-in providers are known until it is fixed)")
     if action == "list":
         env, stored = load_env(), keystore.load_keys()
         for name, spec in sorted(providers.items()):
@@ -54,7 +55,7 @@ def run(action: str, provider: str | None) -> None:
         keystore.save_key(provider, key)
         sys.stdout.write(f"saved the key for {provider} in {paths.keys_file()} (readable by you only)\n")
         if spec.api_key_env and load_env().get(spec.api_key_env):
-            sys.stderr.write(f"moa: note: {spec.api_key_env} is set in the environment and wins over the saved key\n")
+            warn(f"note: {spec.api_key_env} is set in the environment and wins over the saved key")
     elif action == "delete":
         if not provider:
             raise UsageError("`moa keys delete` needs a provider name, e.g. `moa keys delete together`")
@@ -62,7 +63,7 @@ def run(action: str, provider: str | None) -> None:
             sys.stdout.write(f"deleted the saved key for {provider}\n")
             spec = providers.get(provider)
             if spec is not None and spec.api_key_env and load_env().get(spec.api_key_env):
-                sys.stderr.write(f"moa: note: {spec.api_key_env} is still set in the environment or .env\n")
+                warn(f"note: {spec.api_key_env} is still set in the environment or .env")
         else:
             raise UsageError(f"no saved key for '{provider}' (see `moa keys list`)")
     else:

@@ -11,6 +11,8 @@ from ..config import builtin_mixes
 from ..config.schema import Mix
 from ..config.toml_write import mix_to_toml, toml_key
 from ..errors import UsageError
+from ..output import warn
+from ..sanitize import one_line_safe
 
 
 def run(action: str, name: str | None) -> None:
@@ -22,7 +24,7 @@ def run(action: str, name: str | None) -> None:
     if action == "show":
         settings = load_settings(Overrides(mix=name))
         for notice in settings.all_notices():  # no name: the mix `moa ask` would run, maybe the local stand-in
-            sys.stderr.write(f"moa: {notice}\n")
+            warn(notice)
         sys.stdout.write(show_mix(settings.mix, settings.mix_data(settings.mix.name), settings.mix_origin(settings.mix.name)))
         return
     settings = load_settings(Overrides())
@@ -36,12 +38,13 @@ def run(action: str, name: str | None) -> None:
             tags.append(f"[mixes.{toml_key(mix_name)}] in {origin}")
             if mix_name in builtin_mixes.BUILTIN_MIXES:
                 tags.append("replaces the built-in mix of that name")
-        lines = [mix_name + (f" ({'; '.join(tags)})" if tags else "")]
+        # Names, descriptions and model ids come from a config file: shown, never obeyed.
+        lines = [one_line_safe(mix_name + (f" ({'; '.join(tags)})" if tags else ""))]
         if mix.description:
-            lines.append(f"    {mix.description}")
-        lines.append(f"    {describe_shape(mix)}")
+            lines.append(f"    {one_line_safe(mix.description)}")
+        lines.append(f"    {one_line_safe(describe_shape(mix))}")
         if data.get("source"):
-            lines.extend(textwrap.wrap(f"source: {data['source']}", width=96, initial_indent="    ",
+            lines.extend(textwrap.wrap(f"source: {one_line_safe(data['source'])}", width=96, initial_indent="    ",
                                        subsequent_indent="      ", break_on_hyphens=False,
                                        break_long_words=False))
         blocks.append("\n".join(lines))

@@ -7,8 +7,11 @@ import asyncio
 import sys
 
 from ..config import Overrides, keystore, load_config_file, load_env, paths, resolve
-from ..errors import MoaError, UsageError
+from ..errors import MoaError, ProviderError, UsageError
+from ..output import warn
 from ..sanitize import one_line_safe
+
+LIST_TIMEOUT = 60.0
 
 
 def run(provider_name: str | None) -> None:
@@ -33,7 +36,10 @@ def run(provider_name: str | None) -> None:
     async def fetch(name: str):
         provider = build_provider(providers[name], env, stored, settings.local_models)
         try:
-            return await provider.list_models()
+            async with asyncio.timeout(LIST_TIMEOUT):  # every wait is bounded, a drip included
+                return await provider.list_models()
+        except TimeoutError:
+            raise ProviderError(f"{name}: no model list within {LIST_TIMEOUT:g}s") from None
         finally:
             await provider.aclose()
 
@@ -45,11 +51,11 @@ def run(provider_name: str | None) -> None:
         if isinstance(models, BaseException):
             if not isinstance(models, MoaError) or provider_name is not None:
                 raise models
-            sys.stderr.write(f"moa: warning: {one_line_safe(models.message)}\n")
+            warn(f"warning: {models.message}")
             failed = models
             continue
         if not models:
-            sys.stderr.write(f"moa: provider '{name}' lists no models\n")
+            warn(f"provider '{name}' lists no models")
         for model_id in models:
             sys.stdout.write(f"{name}:{one_line_safe(model_id)}\n")
     if failed is not None and len(names) == 1:

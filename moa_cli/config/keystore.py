@@ -6,10 +6,10 @@ A key in the environment (or a .env file) always wins over a saved one (provider
 from __future__ import annotations
 
 import json
-import os
 
 from . import paths
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError, register_secrets
+from ..files import read_small_file, write_atomic
 
 
 def load_keys() -> dict[str, str]:
@@ -17,32 +17,24 @@ def load_keys() -> dict[str, str]:
     if not path.exists():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_small_file(path, "the key file").decode("utf-8"))
+    except (UsageError, ValueError, RecursionError):
         raise ConfigError(f"cannot read the key file {path}: remove it and run `moa keys set` again") from None
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    # Whitespace is never part of a key (a pasted newline would end up inside an HTTP header).
+    keys = {str(k): v.strip() for k, v in data.items() if isinstance(v, str) and v.strip()}
+    register_secrets(*keys.values())
+    return keys
 
 
 def save_key(provider: str, key: str) -> None:
     """Add or replace one provider's key, keeping the others. The file is replaced atomically and
     is never readable by anyone else, not even briefly."""
     data = load_keys()  # a broken key file stops here: nothing saved is thrown away
-    data[provider] = key
-    path = paths.keys_file()
+    data[provider] = key.strip()
     paths.ensure_data_dir()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # a fresh file, created 0600
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(paths.keys_file(), json.dumps(data), mode=0o600)
 
 
 def delete_key(provider: str) -> bool:
@@ -51,16 +43,5 @@ def delete_key(provider: str) -> bool:
     if provider not in data:
         return False
     del data[provider]
-    path = paths.keys_file()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(paths.keys_file(), json.dumps(data), mode=0o600)
     return True

@@ -10,7 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
+from ..files import read_small_file
 from ..providers import ProviderSpec
 from . import paths
 from .settings import Overrides, Settings
@@ -22,23 +23,31 @@ def load_env(cwd: Path | None = None) -> dict[str, str]:
     from dotenv import dotenv_values
 
     dotenv_path = (cwd or Path.cwd()) / ".env"
-    values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None} if dotenv_path.is_file() else {}
+    values = {}
+    if dotenv_path.is_file():  # a regular file (never a FIFO), and a small one
+        import io
+
+        text = read_small_file(dotenv_path, "the .env file").decode("utf-8", "replace")
+        values = {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
     return {**values, **os.environ}
 
 
 def load_config_file(path: Path) -> dict:
     """The parsed config file ({} when there is none). Read only: it is never rewritten."""
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(read_small_file(path, "the config file").decode("utf-8"))
+    except UsageError as error:
+        raise ConfigError(f"config error: {error.message}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(one_line(f"config error in {path}: invalid TOML: {error}")) from None
     except UnicodeDecodeError:
         raise ConfigError(f"config error in {path}: invalid TOML: the file is not UTF-8 text") from None
-    except OSError as error:
-        raise ConfigError(f"config error in {path}: cannot read it: {error.strerror}") from None
+    except RecursionError:
+        raise ConfigError(f"config error in {path}: invalid TOML: nested too deeply") from None
+    except ValueError:  # a number with thousands of digits: Python refuses to convert it
+        raise ConfigError(f"config error in {path}: invalid TOML: a number is too long") from None
     check_shape(data, str(path))
     return data
 

@@ -32,9 +32,10 @@ def data_dir() -> Path:
 
 
 def ensure_data_dir() -> Path:
-    path = data_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The data directory, created 0700 if it is missing (it holds transcripts and keys)."""
+    from ..files import make_private_dir
+
+    return make_private_dir(data_dir())
 
 
 def sessions_db() -> Path:

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, UsageError
 from ..prompts import STRATEGIES
-from ..providers import BUILTIN_PROVIDERS, KINDS, PROVIDER_NAME, ProviderSpec, find_key, split_spec
+from ..providers import (BUILTIN_PROVIDERS, KINDS, PROVIDER_NAME, ProviderSpec, check_base_url, find_key,
+                         split_spec)
 from . import builtin_mixes, catalog, keystore
 from .schema import (DEFAULTS_KEYS, ENV_NAME, MIX_KEYS, MODEL_KEYS, PROVIDER_KEYS, RUN_OPTION_KEYS, Mix,
                      ModelSettings, RunOptions)
@@ -196,8 +197,13 @@ def providers_of(config: Mapping[str, Any], where: str) -> dict[str, ProviderSpe
         if kind not in KINDS:
             raise ConfigError(f"{prefix} kind: expected one of {', '.join(KINDS)}, got {show(kind)}")
         base_url = table.get("base_url", builtin.base_url if builtin else None)
-        if "base_url" in table and (not isinstance(base_url, str) or not base_url.startswith(("http://", "https://"))):
-            raise ConfigError(f"{prefix} base_url: expected a URL starting with http:// or https://")
+        if "base_url" in table:
+            if not isinstance(base_url, str):
+                raise ConfigError(f"{prefix} base_url: expected a URL starting with http:// or https://")
+            try:
+                check_base_url(base_url, f"{prefix} base_url")
+            except UsageError as error:
+                raise ConfigError(error.message) from None
         if not builtin and kind == "openai" and not base_url:
             raise ConfigError(f"{prefix} base_url: missing; a new provider needs the URL of its OpenAI-compatible API")
         api_key_env = table.get("api_key_env", builtin.api_key_env if builtin else None)
@@ -210,6 +216,8 @@ def providers_of(config: Mapping[str, Any], where: str) -> dict[str, ProviderSpe
         headers = table.get("headers", dict(builtin.headers) if builtin else {})
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise ConfigError(f"{prefix} headers: expected a table of strings, like headers = {{ \"X-Team\" = \"lab\" }}")
+        if not all(v.isprintable() and str(k).isprintable() and str(k).strip() for k, v in headers.items()):
+            raise ConfigError(f"{prefix} headers: a header name or value contains a line break or control character")
         key_required = table.get("key_required", api_key_env is not None)
         if not isinstance(key_required, bool):
             raise ConfigError(f"{prefix} key_required: expected true or false, got {show(key_required)}")

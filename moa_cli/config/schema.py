@@ -62,6 +62,9 @@ class RunOptions:
     """How a turn runs, independent of which models run it."""
 
     timeout: float = 60.0  # connect/read timeout per call, seconds
+    # Total seconds a call may take, retries included. None: DEADLINE_FACTOR x its timeout, so a
+    # server that keeps sending (a drip, endless keep-alives) cannot hold a turn forever.
+    deadline: float | None = None
     retries: int = 2  # extra tries for 429, 5xx and connection errors
     backoff: float = 0.5  # first retry delay, doubled each try, with jitter
     min_proposers: int = 1  # answers a round needs before stragglers may be cut
@@ -73,6 +76,15 @@ class RunOptions:
     multi_turn: bool = True
     log: bool = True  # save every turn in the sessions database (--no-log, `log = false`)
     extra: dict = field(default_factory=dict)
+
+    def call_deadline(self, timeout: float | None) -> float:
+        """The total time allowed for one call whose read timeout is `timeout`."""
+        if self.deadline is not None:
+            return self.deadline
+        return DEADLINE_FACTOR * (timeout or self.timeout)
+
+
+DEADLINE_FACTOR = 5  # the default deadline: 5 x the read timeout (300 s for the default 60 s)
 
 
 # ---------------------------------------------------------------- keys a config file may hold
@@ -88,21 +100,24 @@ BOOLEAN_KEYS = frozenset({"fallback", "multi_turn", "shuffle", "log"})
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # name -> (type, minimum, maximum, what a user should give)
-RULES: dict[str, tuple[type, float | None, float | None, str]] = {
+# Every number has both bounds: a 400-digit value is one clear error, never an overflow later.
+DAY = 86_400.0
+RULES: dict[str, tuple[type, float, float, str]] = {
     "temperature": (float, 0.0, 2.0, "a number from 0 to 2"),
-    "max_tokens": (int, 1, None, "a whole number of at least 1"),
-    "reference_max_tokens": (int, 1, None, "a whole number of at least 1"),
-    "timeout": (float, 0.001, None, "a number of seconds above 0"),
-    "weight": (float, 0.0, None, "a number of at least 0"),
-    "seed": (int, None, None, "a whole number"),
-    "context_window": (int, 256, None, "a whole number of at least 256"),
+    "max_tokens": (int, 1, 10_000_000, "a whole number from 1 to 10000000"),
+    "reference_max_tokens": (int, 1, 10_000_000, "a whole number from 1 to 10000000"),
+    "timeout": (float, 0.001, DAY, "a number of seconds above 0, at most 86400"),
+    "deadline": (float, 0.001, DAY, "a number of seconds above 0, at most 86400"),
+    "weight": (float, 0.0, 1e6, "a number of at least 0 (at most 1000000)"),
+    "seed": (int, -(2**63), 2**63 - 1, "a whole number that fits in 64 bits"),
+    "context_window": (int, 256, 100_000_000, "a whole number from 256 to 100000000"),
     "rounds": (int, 0, 10, "a whole number from 0 to 10"),
     "retries": (int, 0, 10, "a whole number from 0 to 10"),
     "backoff": (float, 0.0, 60.0, "a number of seconds from 0 to 60"),
-    "min_proposers": (int, 1, None, "a whole number of at least 1"),
-    "proposer_deadline": (float, 0.0, None, "a number of seconds of at least 0"),
-    "concurrency": (int, 1, None, "a whole number of at least 1"),
-    "price": (float, 0.0, None, "a number of dollars of at least 0"),
+    "min_proposers": (int, 1, 1000, "a whole number from 1 to 1000"),
+    "proposer_deadline": (float, 0.0, DAY, "a number of seconds from 0 to 86400"),
+    "concurrency": (int, 1, 1000, "a whole number from 1 to 1000"),
+    "price": (float, 0.0, 1e6, "a number of dollars of at least 0 (at most 1000000)"),
 }
 
 

@@ -25,6 +25,7 @@ class Overrides:
     reference_max_tokens: int | None = None
     system: str | None = None
     timeout: float | None = None
+    deadline: float | None = None
     retries: int | None = None
     min_proposers: int | None = None
     proposer_deadline: float | None = None

@@ -6,11 +6,11 @@ Python reads TOML (tomllib) but cannot write it; this small writer covers what m
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any, Mapping
 
+from ..sanitize import json_dumps
 from .schema import Mix, ModelSettings
 
 
@@ -22,8 +22,9 @@ def toml_key(name: str) -> str:
 
 
 def toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escaping, plus DEL, which TOML does not allow raw."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+    """A TOML basic string: JSON's escaping, with DEL and the C1 and bidi controls escaped too
+    (TOML does not allow DEL raw, and none of them may reach a terminal showing the TOML)."""
+    return json_dumps(text)
 
 
 def mix_to_toml(mix: Mix, source: str | None = None) -> str:

@@ -27,10 +27,11 @@ def check_value(name: str, value, prefix: str, error=UsageError, label: str | No
     if rule is None:
         return value
     kind, low, high, expected = rule
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and kind is int:
-        ok = float(value).is_integer()
-    if not ok or (low is not None and value < low) or (high is not None and value > high):
+    # Compared without converting a huge int to float (that would raise OverflowError).
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value) and (kind is float or value.is_integer())
+    if not ok or value < low or value > high:
         raise error(f"{prefix} {label}: expected {expected}, got {show(value)}")
     return kind(value)
 
@@ -39,6 +40,8 @@ def show(value) -> str:
     """A value for an error message. Strings are not echoed: they might be a pasted secret."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"a {len(str(abs(value)))}-digit number" if abs(value) < 10**4000 else "a huge number"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..errors import MissingKeyError, UsageError
+from ..errors import MissingKeyError, UsageError, register_secrets
 from .base import Provider
 
 KINDS = ("together", "openai", "local")
@@ -85,9 +85,12 @@ def split_spec(
     spec = spec.strip()
     if not spec:
         raise UsageError("empty model name")
+    if not MODEL_ID.fullmatch(spec):
+        raise UsageError("a model name must be printable text with a letter or digit, "
+                         "like together:meta-llama/Llama-3.3-70B-Instruct-Turbo")
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in known:
-        if not rest:
+        if not MODEL_ID.fullmatch(rest):
             raise UsageError(f"model spec '{spec}' names provider '{prefix}' but no model")
         return prefix, rest
     if strict and sep and PROVIDER_NAME.fullmatch(prefix):
@@ -97,11 +100,42 @@ def split_spec(
     return default, spec
 
 
+# A model id: no control characters, at least one letter or digit (so ":::" or "-" is no model).
+MODEL_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]*[^\W_][^\x00-\x1f\x7f-\x9f]*")
+
+
+def check_base_url(url: str, where: str) -> str:
+    """A base URL moa can call: http(s), a host, and a port number that exists. Checked when the
+    settings are read, so a typo is one line naming where it came from, not a failed call."""
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            problem = "expected a URL starting with http:// or https://"
+        elif not parts.hostname:
+            problem = "the URL has no host"
+        elif any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in url):
+            problem = "the URL contains spaces or control characters"
+        else:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        problem = "the port must be a number from 1 to 65535"
+    if problem is None and parts.port == 0:
+        problem = "the port must be a number from 1 to 65535"
+    if problem:
+        raise UsageError(f"{where}: {problem}")
+    return url
+
+
 def find_key(spec: ProviderSpec, env: Mapping[str, str], stored: Mapping[str, str]) -> str | None:
     """The API key for a provider: the environment wins over keys saved with `moa keys set`."""
-    if spec.api_key_env and env.get(spec.api_key_env):
-        return env[spec.api_key_env]
-    return stored.get(spec.name)
+    # Whitespace around a key (`KEY\r` from a Windows .env, a pasted newline) is never part of
+    # it, and inside an HTTP header it would be an error message quoting the key.
+    if spec.api_key_env and (env.get(spec.api_key_env) or "").strip():
+        return env[spec.api_key_env].strip()
+    return (stored.get(spec.name) or "").strip() or None
 
 
 def build_provider(
@@ -119,14 +153,24 @@ def build_provider(
         raise MissingKeyError(
             f"no API key for provider '{spec.name}': {where} `moa keys set {spec.name}`", provider=spec.name
         )
+    if key is not None:
+        register_secrets(key)
+        if not key.isprintable() or any(ch.isspace() for ch in key):
+            raise MissingKeyError(f"the API key for provider '{spec.name}' contains spaces or control characters; "
+                                  "set it again", provider=spec.name)
+    register_secrets(*header_secrets(spec.headers))
     headers = expand_headers(spec, env)
+    base_url = spec.resolved_base_url(env)
+    if base_url is not None:
+        origin = f"${spec.base_url_env}" if spec.base_url_env and env.get(spec.base_url_env) else "base_url"
+        check_base_url(base_url, f"provider '{spec.name}': {origin}")
     if spec.kind == "together":
         from .together_sdk import TogetherProvider
 
-        return TogetherProvider(spec.name, key, spec.resolved_base_url(env), headers)
+        return TogetherProvider(spec.name, key, base_url, headers)
     from .openai_compat import OpenAICompatProvider
 
-    return OpenAICompatProvider(spec.name, key or "not-needed", spec.resolved_base_url(env), headers)
+    return OpenAICompatProvider(spec.name, key or "not-needed", base_url, headers)
 
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -150,16 +194,23 @@ def header_secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
 
 def expand_headers(spec: ProviderSpec, env: Mapping[str, str]) -> dict[str, str]:
     """Header values with `${VAR}` taken from the environment, so a credential header (say
-    `api-key = "${AZURE_KEY}"`) never has to be written into the config file."""
+    `api-key = "${AZURE_KEY}"`) never has to be written into the config file. Every value read
+    from the environment is treated as a secret, whatever the header is called."""
 
     def value(match: re.Match) -> str:
         name = match.group(1)
-        if not env.get(name):
+        text = (env.get(name) or "").strip()
+        if not text:
             raise MissingKeyError(
                 f"provider '{spec.name}': a header uses ${{{name}}} but {name} is not set "
                 "(set it in the environment or a .env file)",
                 provider=spec.name,
             )
-        return env[name]
+        register_secrets(text)
+        if not text.isprintable():
+            raise MissingKeyError(f"provider '{spec.name}': ${{{name}}} contains control characters", provider=spec.name)
+        return text
 
-    return {k: ENV_REF.sub(value, v) for k, v in spec.headers.items()}
+    expanded = {k: ENV_REF.sub(value, v) for k, v in spec.headers.items()}
+    register_secrets(*(v for k, v in expanded.items() if v != spec.headers[k]))
+    return expanded

@@ -8,6 +8,7 @@ ProviderErrors.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import AsyncIterator
 
@@ -81,8 +82,8 @@ class StainlessProvider:
                     f"{where}: the stream ended before the answer was complete",
                     provider=self.name, model=request.model, retryable=True,
                 )
-        except ProviderError:
-            raise
+        except ProviderError as error:  # raised above, from what the server sent: may quote a key
+            raise self.scrub(error) from None
         except Exception as error:  # noqa: BLE001 - translated at the boundary, never leaked
             raise self.translate(error, request.model) from None
 
@@ -102,10 +103,13 @@ class StainlessProvider:
 
     def translate(self, error: Exception, model: str) -> ProviderError:
         """SDK exception -> ProviderError naming provider, model and status. Secrets never included."""
-        translated = self._translate(error, model)
-        translated.message = redact(translated.message, self._secrets)
-        translated.args = (translated.message,)
-        return translated
+        return self.scrub(self._translate(error, model))
+
+    def scrub(self, error: ProviderError) -> ProviderError:
+        """The error with this provider's secrets removed from its message, in any encoding."""
+        error.message = redact(error.message, self._secrets)
+        error.args = (error.message,)
+        return error
 
     def _translate(self, error: Exception, model: str) -> ProviderError:
         sdk = self.sdk
@@ -131,6 +135,14 @@ class StainlessProvider:
             )
         detail = _short(_body_message(error))
         kwargs = dict(provider=self.name, model=model, status=status)
+        redirect = _redirect(error)
+        if redirect or 300 <= status < 400:
+            # The SDK follows redirects; what failed is the address it was sent to, not the model.
+            return ProviderError(
+                f"{where}: the server redirected the request ({redirect or f'HTTP {status}'}) and it failed"
+                f"{f' there with HTTP {status}' if status >= 400 else ''}; set base_url to the API's own address",
+                **kwargs,
+            )
         if status in (401, 403):
             return AuthError(f"{where}: HTTP {status}, the API key was rejected ({detail})", **kwargs)
         if status == 404:
@@ -161,17 +173,31 @@ def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chun
         raise ProviderError(f"{where}: error in the stream ({_short(str(message))})", provider=provider, model=model)
     text, reason = "", None
     choices = payload.get("choices") or ()
-    if choices and isinstance(choices[0], dict):
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         delta = choices[0].get("delta") or {}
-        text = (delta.get("content") or "") if isinstance(delta, dict) else ""
+        text = delta.get("content") if isinstance(delta, dict) else ""
+        text = text if isinstance(text, str) else ""
         reason = choices[0].get("finish_reason")
         reason = str(reason)[:40] if reason is not None else None
     finished = reason is not None
     usage = payload.get("usage")
     if isinstance(usage, dict):
-        usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        usage = Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
         return Chunk(text, usage, finish_reason=reason), finished
     return (Chunk(text, finish_reason=reason) if text or reason else None), finished
+
+
+MAX_COUNT = 10**12  # more tokens than any call uses; anything above is a server's nonsense
+
+
+def _count(value) -> int:
+    """A token count from a server: a whole number from 0 to MAX_COUNT (a 30-digit number, a
+    string or a negative number would break the sums or the session database)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return int(min(max(value, 0), MAX_COUNT))
 
 
 def _body_message(error: Exception) -> str:
@@ -186,12 +212,25 @@ def _body_message(error: Exception) -> str:
 
 
 def _retry_after(error: Exception) -> float | None:
+    """The server's Retry-After in seconds, when it is a sane number (the engine caps it)."""
     response = getattr(error, "response", None)
     value = response.headers.get("retry-after") if response is not None else None
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None  # `inf`, `nan`, negative: ignored, never obeyed
+    return seconds
+
+
+def _redirect(error: Exception) -> str:
+    """'HTTP 302 to URL' when the failed response came after a redirect, else ''."""
+    response = getattr(error, "response", None)
+    history = getattr(response, "history", None) or []
+    if not history:
+        return ""
+    return f"HTTP {history[0].status_code} to {_short(str(getattr(response, 'url', '?')), 120)}"
 
 
 def _cause(error: Exception) -> str:

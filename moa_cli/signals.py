@@ -1,0 +1,44 @@
+"""SIGTERM ends a turn the way Ctrl-C does: the turn is cancelled, its partial answers are saved,
+the renderer stops drawing (the cursor shows again) and the terminal gets its echo back, because
+every one of those happens on the normal cancellation path. Only then does moa exit, with 143.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM killed
+
+_terminated = False
+
+
+def terminating() -> bool:
+    """Whether a SIGTERM asked this process to end."""
+    return _terminated
+
+
+def cancel_on_sigterm(task: asyncio.Task) -> None:
+    """From now on, SIGTERM cancels `task` (the frontend's main task) instead of killing moa
+    with the terminal still in the renderer's or the prompt's state."""
+
+    def terminate() -> None:
+        global _terminated
+        _terminated = True
+        task.cancel()
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        pass
+
+
+def show_cursor() -> None:
+    """Last words after an interruption: should anything have hidden the cursor, show it."""
+    try:
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[?25h")
+            sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
