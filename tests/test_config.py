@@ -566,9 +566,12 @@ def test_models_lists_the_provider_models(moa, server):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["openai:alpha", "openai:beta"]
     server.known_models = {"gamma"}
-    out = moa("models")  # together by default, through its own SDK
+    out = moa("models", "together")  # through its own SDK
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["together:gamma"]
+    out = moa("models")  # every provider that has a key: both, here
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split()) == ["openai:gamma", "together:gamma"]
     out = moa("models", "nolab")
     assert out.returncode == 2 and "unknown provider 'nolab'" in out.stderr
     out = moa("models", "openai", env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})

@@ -171,3 +171,13 @@ def test_a_full_interpreter_exit_shows_no_leaked_resource(moa_env, tmp_path, ser
         assert proc.returncode == 0, proc.stderr
         for sign in ("ResourceWarning", "Exception ignored", "Task was destroyed", "Traceback", "unclosed"):
             assert sign not in proc.stderr, (args, proc.stderr)
+
+
+def test_an_aggregator_failing_part_way_still_prints_the_fallback_answer(moa, server):
+    server.script("agg", reply="the start of a long answer that never ends", drop_after=3)
+    out = moa("ask", *MIX, "--retries", "0", "q")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "the start of"  # the fragment that went out before the failure...
+    assert lines[-1] in ("m1 answer 1: q", "m2 answer 1: q")  # ...then the whole fallback answer
+    assert "answering with openai:m" in out.stderr

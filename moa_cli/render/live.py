@@ -183,7 +183,12 @@ class LiveRenderer:
         self._settle_round()
         if self._answer is not None:
             self._queue(self._answer.finish())
-        if turn.fallback and not self._agg_tokens:
+        if turn.fallback:
+            # The aggregator failed, maybe part-way: its fragment stays on screen, marked, and
+            # the reference answer that stands in for it follows in full.
+            if self._agg_tokens:
+                self._above.append(Text(f"[aggregator failed; the answer of {turn.fallback} follows]",
+                                        style="magenta"))
             self._queue([Piece(markdown(terminal_safe(turn.final)))])
         aggregate = turn.aggregate
         if aggregate is not None and aggregate.status == "ok" and aggregate.finish_reason == "length":

@@ -44,7 +44,11 @@ class PlainRenderer:
         self.err.flush()
 
     def finish(self, turn: TurnResult, error: str | None = None) -> None:
-        if turn.fallback and not self._wrote_final:
+        if turn.fallback:
+            # The aggregator failed, maybe part-way through its answer: the fragment already went
+            # out, so the reference answer that stands in for it starts on a line of its own.
+            if self._wrote_final:
+                self.out.write("\n")
             self._write(turn.final)
         if self._wrote_final:
             self.out.write("\n")
