@@ -196,3 +196,42 @@ def test_bad_input_is_one_line(moa, server, home, tmp_path):
         result = moa("bench", *args, "--mix" if "--mix" not in args else "--limit", "trio" if "--mix" not in args else "1")
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("moa: error:"), result.stderr
+
+
+def test_sandbox_refuses_a_write_outside_its_directory(moa, server, home, tmp_path):
+    outside = tmp_path / "outside.txt"
+    writer = (f"```python\ndef has_close_elements(numbers, threshold):\n    open({str(outside)!r}, 'w').write('x')\n"
+              f"    return False\n```")
+    server.script("*", replies={"def has_close_elements": writer})
+    out = tmp_path / "run"
+    result = moa("bench", "humaneval", "--mix", "trio", "--limit", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert not outside.exists()
+    grades = read_jsonl(out / "grades.jsonl")
+    assert len(grades) == 3
+    assert all(g["status"] == "failed" and "PermissionError" in g["detail"] for g in grades)
+
+
+def test_sandbox_kills_an_infinite_loop_and_blocks_destructive_calls(tmp_path):
+    import asyncio
+
+    from moa_cli.bench.sandbox import run_program
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    async def run_all():
+        return await asyncio.wait_for(asyncio.gather(
+            run_program("while True:\n    pass\n", time_limit=1.0),
+            run_program(f"import os\nos.remove({str(victim)!r})\n"),
+            run_program("import shutil\nshutil.rmtree('/')\n"),
+            run_program("import subprocess\nsubprocess.run(['true'])\n"),
+            run_program("open('scratch.txt', 'w').write('inside is fine')\nassert open('scratch.txt').read()\n"),
+        ), 60)
+
+    runs = asyncio.run(run_all())
+    loop, remove, rmtree, spawn, inside = runs
+    assert loop.status == "timeout"
+    assert victim.read_text() == "keep me"
+    for run in (remove, rmtree, spawn):
+        assert run.status == "failed" and "PermissionError" in run.detail and "disabled" in run.detail
+    assert inside.passed
