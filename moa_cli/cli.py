@@ -110,7 +110,7 @@ def bench(
     suite: Annotated[str, typer.Argument(help="humaneval, chat (30 built-in instructions), or a FILE.jsonl with instruction fields.")],
     mix: Mix = None,
     baseline: Annotated[Optional[List[str]], typer.Option("--baseline", help="Another model to compare, PROVIDER:MODEL; repeatable.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Model calls in flight at most.")] = 4,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Model calls in flight at most (default 4; 1 when every model is local).")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Output directory (default: moa-bench/SUITE-MIX).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: finished items are kept.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None,

@@ -56,7 +56,10 @@ class ProgressBars:
         self.progress.stop()
 
 
-def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int, out: str | None,
+DEFAULT_CONCURRENCY = 4
+
+
+def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int | None, out: str | None,
         resume: bool, limit: int | None, sample: int | None, seed: int | None, judge: str | None) -> int:
     from rich.console import Console
 
@@ -78,6 +81,8 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     items = select(suite.items, limit=limit, sample=sample, seed=seed)
     systems = systems_for(settings, baselines)
     judge_as = judge_system(settings, judge) if judge else None
+    if concurrency is None:
+        concurrency = 1 if _all_local(settings, [*systems, *([judge_as] if judge_as else [])]) else DEFAULT_CONCURRENCY
     directory = Path(out) if out else Path("moa-bench") / f"{suite.name}-{settings.mix.name}"
     plan = {"suite": suite_name, "mix": settings.mix.name, "systems": [s.name for s in systems],
             "judge": judge_as.name if judge_as else None, "items": [item.id for item in items]}
@@ -115,6 +120,12 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
         warn(f"{failed} answers failed; their errors are in {directory / 'predictions.jsonl'}")
     warn("wrote " + ", ".join(one_line_safe(str(p)) for p in written))
     return EXIT_OK
+
+
+def _all_local(settings, systems) -> bool:
+    """Local models answer one call at a time: running items side by side would only make each
+    wait for the others, and its latency would count the wait."""
+    return all(settings.providers[name].kind == "local" for s in systems for name in s.settings.mix.providers())
 
 
 def _run_loop(main) -> None:
