@@ -235,3 +235,23 @@ def test_sandbox_kills_an_infinite_loop_and_blocks_destructive_calls(tmp_path):
     for run in (remove, rmtree, spawn):
         assert run.status == "failed" and "PermissionError" in run.detail and "disabled" in run.detail
     assert inside.passed
+
+
+def test_failed_answers_are_counted_and_no_secret_is_written(moa, server, home, tmp_path):
+    import secrets
+
+    key = secrets.token_hex(20)  # no known prefix: it must be hidden as a key, not by its shape
+    server.script("r2", status=500)
+    server.script("agg", replies={"def truncate_number": RIGHT["def truncate_number"]})
+    out = tmp_path / "run"
+    result = moa("bench", "humaneval", "--mix", "trio", "--limit", "3", "--out", str(out), env={"OPENAI_API_KEY": key})
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads((out / "report.json").read_text())["systems"]}
+    assert rows["openai:r2"]["errors"] == 3 and rows["openai:r2"]["quality"] == 0.0
+    assert rows["trio"]["errors"] == 0 and rows["trio"]["quality"] == round(1 / 3, 4)
+    failed = [r for r in read_jsonl(out / "predictions.jsonl") if r["generator"] == "openai:r2"]
+    assert all(r["status"] == "failed" and "500" in r["error"] for r in failed)
+    assert "3 answers failed" in result.stderr
+    for path in out.iterdir():
+        assert key not in path.read_bytes().decode(errors="replace"), path
+    assert key not in result.stdout + result.stderr
