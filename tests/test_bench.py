@@ -255,3 +255,12 @@ def test_failed_answers_are_counted_and_no_secret_is_written(moa, server, home, 
     for path in out.iterdir():
         assert key not in path.read_bytes().decode(errors="replace"), path
     assert key not in result.stdout + result.stderr
+
+
+def test_a_missing_key_stops_the_run_before_anything_is_written(moa, server, home, tmp_path):
+    out = tmp_path / "run"
+    result = moa("bench", "chat", "--mix", "trio", "--baseline", "together:some-model", "--out", str(out),
+                 env={"TOGETHER_API_KEY": None})
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("moa: error:") and "Traceback" not in result.stderr
+    assert not out.exists() and server.requests() == []

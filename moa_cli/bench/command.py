@@ -86,12 +86,16 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     directory = Path(out) if out else Path("moa-bench") / f"{suite.name}-{settings.mix.name}"
     plan = {"suite": suite_name, "mix": settings.mix.name, "systems": [s.name for s in systems],
             "judge": judge_as.name if judge_as else None, "items": [item.id for item in items]}
-    files = RunFiles(directory).open(plan, resume)
+    pool = open_shared_pool(systems, [judge_as] if judge_as else [])  # a missing key stops us here
+    try:
+        files = RunFiles(directory).open(plan, resume)
+    except BaseException:
+        asyncio.run(pool.aclose())
+        raise
     console = Console(stderr=True, emoji=False, highlight=False)
     done: dict[str, list[dict]] = {}
     for record in files.predictions.values():
         done.setdefault(record["generator"], []).append(record)
-    pool = open_shared_pool(systems, [judge_as] if judge_as else [])
     bars = ProgressBars(console, systems, len(items), done, judge_as.name if judge_as else None,
                         (len(files.judgements.records), len(items) * (len(systems) - 1)))
     runner = Runner(suite, items, systems, files, pool, concurrency=concurrency, progress=bars, judge=judge_as)
