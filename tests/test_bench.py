@@ -264,3 +264,28 @@ def test_a_missing_key_stops_the_run_before_anything_is_written(moa, server, hom
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("moa: error:") and "Traceback" not in result.stderr
     assert not out.exists() and server.requests() == []
+
+
+def test_every_canonical_humaneval_solution_passes_in_the_sandbox():
+    """The grader itself is right: extraction (a bare body) plus the sandbox pass all 164
+    reference solutions, including those whose tests import `random`."""
+    import asyncio
+    import gzip
+
+    from moa_cli.bench.sandbox import grade
+    from moa_cli.bench.suites import humaneval_data_file, humaneval_items
+
+    with gzip.open(humaneval_data_file(), "rt") as handle:
+        solutions = {p["task_id"]: p["canonical_solution"] for p in map(json.loads, handle)}
+
+    async def grade_all():
+        limit = asyncio.Semaphore(os.cpu_count() or 1)
+
+        async def one(item):
+            async with limit:
+                return item.id, await grade(item.problem, solutions[item.id])
+
+        return await asyncio.wait_for(asyncio.gather(*(one(item) for item in humaneval_items())), 300)
+
+    failed = {task: run.detail for task, run in asyncio.run(grade_all()) if not run.passed}
+    assert failed == {}

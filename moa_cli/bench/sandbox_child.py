@@ -85,7 +85,7 @@ def disable_destructive_calls(network_isolated: bool) -> None:
                  "fchdir", "mkfifo", "mknod", "setuid", "setgid", "seteuid", "setegid", "setreuid",
                  "setregid", "setresuid", "setresgid", "execv", "execve", "execl", "execle", "execlp",
                  "execlpe", "execvp", "execvpe", "spawnl", "spawnle", "spawnv", "spawnve", "posix_spawn",
-                 "posix_spawnp", "register_at_fork", "_exit"):
+                 "posix_spawnp", "_exit"):
         if hasattr(os, name):
             setattr(os, name, refuse(f"os.{name}"))
     for name in ("rmtree", "move", "chown", "copytree"):
