@@ -131,6 +131,26 @@ def chat(
 
 
 @app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="humaneval, chat (30 built-in instructions), or a FILE.jsonl with instruction fields.")],
+    mix: Mix = None,
+    baseline: Annotated[Optional[List[str]], typer.Option("--baseline", help="Another model to compare, PROVIDER:MODEL; repeatable.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Model calls in flight at most (default 4; 1 when every model is local).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Output directory (default: moa-bench/SUITE-MIX).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: finished items are kept.")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None,
+    sample: Annotated[Optional[int], typer.Option("--sample", help="N items picked at random (see --seed).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --sample.")] = 0,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Judge model for instruction sets, PROVIDER:MODEL.")] = None,
+):
+    """Is a mix worth its cost? Run a suite on the mix and on each of its models alone; report quality, latency and cost."""
+    from .bench import command
+
+    raise typer.Exit(command.run(suite, mix=mix, baselines=list(baseline or []), concurrency=concurrency, out=out,
+                                 resume=resume, limit=limit, sample=sample, seed=seed, judge=judge))
+
+
+@app.command()
 def history(
     action: Annotated[str, typer.Argument(help="list | show | export | delete")] = "list",
     session: Annotated[Optional[str], typer.Argument(help="Session id or name (show, export, delete).")] = None,

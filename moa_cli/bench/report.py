@@ -1,0 +1,227 @@
+"""The report of a run: numbers from the run's files, then a terminal table, report.md,
+report.json and quality_cost.png.
+
+Everything is computed from the files the run wrote (predictions, grades, judgements), so a
+resumed run reports exactly as one that never stopped. matplotlib is imported only to draw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..sanitize import json_dumps, one_line_safe
+from . import stats
+from .predictions import RunFiles
+from .runner import System
+
+LENGTH_CAVEAT = ("Judged win rates are not length-controlled: a mix's answers run longer than a single "
+                 "model's, and LLM judges favour longer answers, so read them next to the mean lengths.")
+NEAR_ZERO = ("Scores are near zero: the models are too small for this suite (the offline `local` mix runs "
+             "SmolLM2-135M). This run shows that every part of the pipeline works, not what a mix is worth.")
+
+
+def build(suite_name: str, graded: bool, items: list[str], systems: list[System], files: RunFiles,
+          judge: str | None) -> dict:
+    predictions = files.predictions.records
+    grades = files.grades.records
+    rows = []
+    for system in systems:
+        records = [predictions[(system.name, item)] for item in items if (system.name, item) in predictions]
+        ok = [r for r in records if r["status"] == "ok"]
+        costs = [r["cost"] for r in records]
+        row = {
+            "name": system.name, "role": system.role, "items": len(records), "errors": len(records) - len(ok),
+            "quality": None,
+            "latency_mean": _round(stats.mean([r["latency"] for r in ok])),
+            "latency_p95": _round(stats.percentile([r["latency"] for r in ok], 95)),
+            "prompt_tokens": sum(r["usage"]["prompt_tokens"] for r in records),
+            "completion_tokens": sum(r["usage"]["completion_tokens"] for r in records),
+            "cost": None if any(c is None for c in costs) else round(sum(costs), 6),
+            "mean_length": _round(stats.mean([len(r["output"]) for r in ok]), 1),
+        }
+        if graded:
+            scores = _scores(system.name, items, grades)
+            row["quality"] = _round(stats.mean(list(scores.values())))
+            row["passed"] = int(sum(scores.values()))
+        rows.append(row)
+    report = {"suite": suite_name, "mix": systems[0].name, "items": len(items), "judge": judge,
+              "quality": "pass@1" if graded else ("win rate against the mix (ties count half)" if judge else None),
+              "systems": rows, "notes": []}
+    if graded:
+        _compare_graded(report, items, systems, grades)
+    elif judge:
+        _compare_judged(report, systems, files)
+    else:
+        report["notes"].append("No quality measure: pass --judge MODEL to compare the answers.")
+    qualities = [r["quality"] for r in rows if r["quality"] is not None]
+    if graded and qualities and max(qualities) < 0.05:
+        report["notes"].append(NEAR_ZERO)
+    if graded:
+        isolated = [g.get("network_isolated") for g in grades.values()]
+        report["sandbox"] = {"network_isolated": bool(isolated) and all(isolated)}
+        if isolated and not all(isolated):
+            report["notes"].append("The OS allowed no network namespace: tests ran with sockets disabled "
+                                   "in Python only.")
+    return report
+
+
+def _scores(name: str, items: list[str], grades: dict) -> dict[str, float]:
+    """1.0 or 0.0 per item the system answered and was graded on; an answer that failed scores 0."""
+    return {item: 1.0 if grades[(name, item)]["passed"] else 0.0 for item in items if (name, item) in grades}
+
+
+def _compare_graded(report: dict, items: list[str], systems: list[System], grades: dict) -> None:
+    rows = report["systems"]
+    if len(rows) < 2:
+        return
+    best = max(rows[1:], key=lambda r: (r["quality"] or 0.0))
+    comparison = stats.paired(_scores(rows[0]["name"], items, grades), _scores(best["name"], items, grades))
+    report["comparison"] = {"baseline": best["name"], **_rounded(comparison)}
+
+
+def _compare_judged(report: dict, systems: list[System], files: RunFiles) -> None:
+    rows = {r["name"]: r for r in report["systems"]}
+    rows[systems[0].name]["quality"] = 0.5  # the mix against itself, by definition
+    judged = []
+    for system in systems[1:]:
+        results = [j["result"] for j in files.judgements.values() if j["baseline"] == system.name]
+        rate = stats.win_rate(results)
+        judged.append({"baseline": system.name, **_rounded(rate),
+                       "mix_mean_length": rows[systems[0].name]["mean_length"],
+                       "baseline_mean_length": rows[system.name]["mean_length"]})
+        if rate["win_rate"] is not None:
+            rows[system.name]["quality"] = _round(1 - rate["win_rate"])
+    report["judged"] = judged
+    report["notes"].append(LENGTH_CAVEAT)
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(value, digits)
+
+
+def _rounded(data: dict) -> dict:
+    return {k: (_round(v) if isinstance(v, float) else [_round(x) for x in v] if isinstance(v, list) else v)
+            for k, v in data.items()}
+
+
+# ------------------------------------------------------------------------------- writing it
+
+
+def _fmt(value, kind: str) -> str:
+    if value is None:
+        return "—"
+    return {"pct": f"{value * 100:.1f}%", "s": f"{value:.2f}s", "$": f"${value:.4f}", "n": f"{value:,}",
+            "len": f"{value:,.0f}"}[kind]
+
+
+COLUMNS = [("system", None), ("role", None), ("quality", "pct"), ("items", "n"), ("errors", "n"),
+           ("latency_mean", "s"), ("latency_p95", "s"), ("tokens", "n"), ("cost", "$"), ("mean_length", "len")]
+HEADERS = ["system", "role", "quality", "items", "errors", "mean latency", "p95 latency", "tokens", "cost",
+           "mean length"]
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for row in report["systems"]:
+        values = {**row, "system": row["name"], "tokens": row["prompt_tokens"] + row["completion_tokens"]}
+        rows.append([str(values[key]) if kind is None else _fmt(values[key], kind) for key, kind in COLUMNS])
+    return rows
+
+
+def summary_lines(report: dict) -> list[str]:
+    lines = []
+    if (c := report.get("comparison")) and c["difference"] is not None:
+        lo, hi = c["ci95"]
+        lines.append(f"Mix vs best baseline {c['baseline']} on {c['items']} items: won {c['won']}, lost "
+                     f"{c['lost']}, tied {c['tied']}; pass@1 difference {c['difference'] * 100:+.1f} points "
+                     f"(95% CI {lo * 100:+.1f} to {hi * 100:+.1f}).")
+    for j in report.get("judged", []):
+        if j["win_rate"] is not None:
+            lo, hi = j["ci95"]
+            lines.append(f"Mix vs {j['baseline']} ({j['items']} items, judge {report['judge']}): won {j['won']}, "
+                         f"lost {j['lost']}, tied {j['tied']}; win rate {j['win_rate'] * 100:.1f}% "
+                         f"(95% CI {lo * 100:.1f}–{hi * 100:.1f}%); mean length {_fmt(j['mix_mean_length'], 'len')} "
+                         f"vs {_fmt(j['baseline_mean_length'], 'len')} characters.")
+    return lines + report["notes"]
+
+
+def markdown(report: dict) -> str:
+    title = f"# moa bench: {report['suite']}, mix {report['mix']}\n\n"
+    quality = f"Quality: {report['quality']}. " if report["quality"] else ""
+    head = f"{report['items']} items. {quality}Cost: — when a model has no known price.\n\n"
+    widths = [len(h) for h in HEADERS]
+    rows = [[_md(cell) for cell in row] for row in table_rows(report)]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    table = "\n".join([line(HEADERS), "| " + " | ".join("-" * w for w in widths) + " |", *map(line, rows)])
+    notes = "".join(f"- {_md(text)}\n" for text in summary_lines(report))
+    chart = "\n![quality against cost](quality_cost.png)\n" if report.get("chart") else ""
+    return title + head + table + "\n\n" + notes + chart
+
+
+def _md(text: str) -> str:
+    """Outside text (model names) in a Markdown table: one line, no pipes, no control characters."""
+    return one_line_safe(text).replace("|", "\\|")
+
+
+def write_files(report: dict, directory: Path) -> list[Path]:
+    """report.json, quality_cost.png (when there is a quality to plot) and report.md."""
+    written = []
+    if chart(report, directory / "quality_cost.png"):
+        report["chart"] = "quality_cost.png"
+        written.append(directory / "quality_cost.png")
+    (directory / "report.json").write_text(json_dumps(report, indent=2) + "\n", encoding="utf-8")
+    (directory / "report.md").write_text(markdown(report), encoding="utf-8")
+    return [directory / "report.md", directory / "report.json", *written]
+
+
+def chart(report: dict, path: Path) -> bool:
+    """Quality against cost per system, like the MoA paper's cost-quality figure. Systems with no
+    known price are placed by tokens instead, and the axis says so."""
+    points = [r for r in report["systems"] if r["quality"] is not None]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never a window, never a display
+    import matplotlib.pyplot as plt
+
+    priced = all(r["cost"] is not None for r in points) and any(r["cost"] for r in points)
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for row in points:
+        x = row["cost"] if priced else row["prompt_tokens"] + row["completion_tokens"]
+        y = row["quality"] * 100
+        axes.scatter([x], [y], s=60, marker="*" if row["role"] == "mix" else "o",
+                     color="tab:red" if row["role"] == "mix" else "tab:blue")
+        axes.annotate(one_line_safe(row["name"]), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    axes.set_xlabel("total cost ($)" if priced else "total tokens (no prices known for every model)")
+    axes.set_ylabel(f"{report['quality'].split(' (')[0]} (%)")
+    axes.set_title(f"moa bench {one_line_safe(report['suite'])}: quality against cost")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def print_table(report: dict, console) -> None:
+    """The report on the terminal, narrow enough for 80 columns: outside text as rich Text,
+    never as markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"moa bench {one_line_safe(report['suite'])} · {report['items']} items"))
+    table.add_column("system", overflow="fold", ratio=1)
+    for header in ("quality", "errors", "latency mean/p95", "tokens", "cost", "length"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for row, cells in zip(report["systems"], table_rows(report)):
+        cell = dict(zip(HEADERS, cells))
+        name = cell["system"] + (" (mix)" if row["role"] == "mix" else "")
+        latency = f"{cell['mean latency'].rstrip('s')}/{cell['p95 latency']}"
+        table.add_row(*(Text(one_line_safe(text)) for text in (
+            name, cell["quality"], cell["errors"], latency, cell["tokens"], cell["cost"], cell["mean length"])))
+    console.print(table)
+    for line in summary_lines(report):
+        console.print(Text(one_line_safe(line)))

@@ -1,0 +1,242 @@
+"""Runs a suite's items through every system: the mix, each of its reference models alone, and
+any `--baseline` models; grades or judges the answers as they come in.
+
+Every item is one turn through the turn service (store=None: a benchmark is not a chat
+session). All systems share one provider pool. `--concurrency N` bounds the calls in flight:
+an item is admitted only when the calls its system runs side by side fit in the budget, so a
+turn never waits behind another inside itself and its latency is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import Overrides, Settings
+from ..config.catalog import turn_cost
+from ..config.schema import Mix
+from ..engine import ProviderPool
+from ..errors import redact
+from ..service import TurnOutcome, TurnService
+from . import judge as judging
+from .predictions import RunFiles
+from .suites import Item, Suite
+
+
+@dataclass(frozen=True)
+class System:
+    name: str  # the generator: the mix's name, or a model's provider:model
+    settings: Settings
+    role: str = "reference"  # mix | reference (one of the mix's own models) | baseline (--baseline)
+
+    @property
+    def is_mix(self) -> bool:
+        return self.role == "mix"
+
+    @property
+    def width(self) -> int:
+        """The most calls one turn of this system has in flight at once."""
+        return max((len(layer) for layer in self.settings.mix.layers), default=1)
+
+
+def systems_for(settings: Settings, baselines: list[str]) -> list[System]:
+    """The mix, then each of its reference models alone (with its settings in the mix), then the
+    `--baseline` models; each model once."""
+    mix = settings.mix
+    systems = [System(mix.name, settings, role="mix")]
+    names = {mix.name}
+    for model in (m for layer in mix.layers for m in layer):
+        if model.label not in names:
+            names.add(model.label)
+            alone = settings.with_mix(Mix(name=model.label, layers=(), aggregator=model))
+            systems.append(System(model.label, alone))
+    for spec in baselines:
+        alone = settings.with_overrides(Overrides(aggregator=spec, rounds=0))
+        label = alone.mix.aggregator.label
+        if label not in names:
+            names.add(label)
+            model = alone.mix.aggregator
+            systems.append(System(label, settings.with_mix(Mix(name=label, layers=(), aggregator=model)), "baseline"))
+    return systems
+
+
+def judge_system(settings: Settings, spec: str) -> System:
+    """The judge: one model, answering alone, at temperature 0 for steadier verdicts."""
+    alone = settings.with_overrides(Overrides(aggregator=spec, rounds=0))
+    model = alone.mix.aggregator.with_(temperature=0.0)
+    return System(model.label, settings.with_mix(Mix(name=model.label, layers=(), aggregator=model)), "judge")
+
+
+class CallBudget:
+    """A first-come-first-served weighted semaphore: at most `size` calls in flight."""
+
+    def __init__(self, size: int):
+        self.size = self.free = size
+        self._waiters: deque[tuple[int, asyncio.Future]] = deque()
+
+    async def __call__(self, weight: int):
+        weight = min(weight, self.size)  # a system wider than the budget still runs, alone
+        if self._waiters or self.free < weight:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.append((weight, future))
+            try:
+                await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self.release(weight)  # admitted just as it was cancelled: give it back
+                else:
+                    self._waiters.remove((weight, future))
+                raise
+        else:
+            self.free -= weight
+        return weight
+
+    def release(self, weight: int) -> None:
+        self.free += weight
+        while self._waiters and self._waiters[0][0] <= self.free:
+            weight, future = self._waiters.popleft()
+            self.free -= weight
+            future.set_result(None)
+
+
+class Progress(Protocol):
+    def answered(self, system: str, record: dict) -> None: ...
+    def judged(self, baseline: str, record: dict) -> None: ...
+
+
+class Runner:
+    def __init__(self, suite: Suite, items: list[Item], systems: list[System], files: RunFiles, pool: ProviderPool,
+                 *, concurrency: int, progress: Progress, judge: System | None = None):
+        self.suite, self.items, self.systems, self.files = suite, items, systems, files
+        self.pool, self.progress, self.judge = pool, progress, judge
+        self.budget = CallBudget(concurrency)
+        self.secrets = _secrets(systems[0].settings)
+        self.sandboxes = asyncio.Semaphore(os.cpu_count() or 1)  # test runs use a CPU each
+        self._grading: set[asyncio.Task] = set()
+
+    def pending(self) -> list[tuple[System, Item]]:
+        """What is left: items in suite order, systems interleaved, so every bar moves."""
+        return [(system, item) for item in self.items for system in self.systems
+                if (system.name, item.id) not in self.files.predictions]
+
+    async def run(self) -> None:
+        if self.suite.graded:  # answers saved before a crash but never graded
+            for record in list(self.files.predictions.values()):
+                self._grade_later(record)
+        async with asyncio.TaskGroup() as group:
+            for system, item in self.pending():
+                group.create_task(self._answer(system, item))
+        if self._grading:
+            await asyncio.gather(*self._grading)
+        if self.judge is not None:
+            await self.judge_all()
+
+    async def _answer(self, system: System, item: Item) -> None:
+        weight = await self.budget(system.width)
+        try:
+            outcome = await TurnService(system.settings, pool=self.pool).run(item.instruction, history=[])
+        finally:
+            self.budget.release(weight)
+        record = prediction_record(self.suite, system, item, outcome, self.secrets)
+        self.files.predictions.add(record)
+        self.progress.answered(system.name, record)
+        self._grade_later(record)
+
+    def _grade_later(self, record: dict) -> None:
+        if not self.suite.graded or (record["generator"], record["item"]) in self.files.grades:
+            return
+        task = asyncio.get_running_loop().create_task(self._grade(record))
+        self._grading.add(task)
+        task.add_done_callback(self._grading.discard)
+
+    async def _grade(self, record: dict) -> None:
+        from .sandbox import grade
+
+        problem = next((item.problem for item in self.items if item.id == record["item"]), None)
+        if problem is None:
+            return
+        async with self.sandboxes:
+            run = await grade(problem, record["output"])
+        self.files.grades.add({"generator": record["generator"], "item": record["item"], "passed": run.passed,
+                               "status": run.status, "detail": run.detail, "network_isolated": run.network_isolated})
+
+    async def judge_all(self) -> None:
+        """Judge the mix against every baseline on every item, both orders per pair."""
+        mix = self.systems[0]
+        predictions = self.files.predictions.records
+        async with asyncio.TaskGroup() as group:
+            for item in self.items:
+                for baseline in self.systems[1:]:
+                    if (baseline.name, item.id) not in self.files.judgements:
+                        group.create_task(self._judge(item, predictions[(mix.name, item.id)],
+                                                      predictions[(baseline.name, item.id)]))
+
+    async def _judge(self, item: Item, mix_record: dict, base_record: dict) -> None:
+        result = judging.without_judge(mix_record["status"] == "ok", base_record["status"] == "ok")
+        verdicts, replies = [None, None], ["", ""]
+        if result is None:
+            orders = [(mix_record["output"], base_record["output"]), (base_record["output"], mix_record["output"])]
+            outcomes = await asyncio.gather(*(self._ask_judge(judging.judge_question(item.instruction, a, b))
+                                              for a, b in orders))
+            replies = [o.turn.final if o.ok else f"(judge failed: {redact(str(o.error), self.secrets)})"
+                       for o in outcomes]
+            verdicts = [judging.read_verdict(r) if o.ok else None for r, o in zip(replies, outcomes)]
+            result = judging.combine(*verdicts)
+        record = {"baseline": base_record["generator"], "item": item.id, "result": result,
+                  "mix_first": verdicts[0], "mix_second": verdicts[1], "judge": self.judge.settings.mix.aggregator.label,
+                  "replies": replies}
+        self.files.judgements.add(record)
+        self.progress.judged(record["baseline"], record)
+
+    async def _ask_judge(self, question: str) -> TurnOutcome:
+        weight = await self.budget(1)
+        try:
+            return await TurnService(self.judge.settings, pool=self.pool).run(question, history=[])
+        finally:
+            self.budget.release(weight)
+
+
+def _secrets(settings: Settings) -> tuple[str, ...]:
+    from ..config import keystore, secret_values
+
+    return secret_values(settings.providers, settings.env, keystore.load_keys())
+
+
+def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOutcome,
+                      secrets: tuple[str, ...] = ()) -> dict:
+    """One answer in AlpacaEval's fields (instruction, output, generator, dataset) plus ours."""
+    turn = outcome.turn
+    dollars, unpriced = turn_cost(turn, system.settings.prices)
+    usage = turn.total_usage()
+    record = {
+        "instruction": item.instruction,
+        "output": turn.final,
+        "generator": system.name,
+        "dataset": suite.name,
+        "item": item.id,
+        "status": outcome.status,
+        "error": redact(str(outcome.error), secrets) if outcome.error else None,
+        "latency": round(turn.elapsed, 4),
+        "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+        "cost": None if unpriced else round(dollars, 8),
+    }
+    if system.is_mix:
+        record["fallback"] = turn.fallback
+        record["references"] = [{"model": r.call.label, "round": r.call.round, "status": r.status, "output": r.text}
+                                for layer in turn.rounds for r in layer]
+    return record
+
+
+def open_shared_pool(systems: list[System], extra: list[System] = ()) -> ProviderPool:
+    """One pool for every system, every provider opened now: a missing key fails before any call."""
+    from ..service import open_pool
+
+    pool = open_pool(systems[0].settings)
+    for system in [*systems, *extra]:
+        for name in sorted(system.settings.mix.providers()):
+            pool.get(name)
+    return pool
+
