@@ -68,8 +68,13 @@ def _sessions(home: Path) -> list[tuple]:
 
 
 def _shell(command: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", command], env={**env, "MOA": MOA}, cwd=cwd, capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    """Run a bash pipeline in which "$MOA" is the real `moa` command."""
+    import shlex
+    import sys
+
+    moa = shlex.quote(MOA) if MOA else f"{shlex.quote(sys.executable)} -m moa_cli"
+    return subprocess.run(["bash", "-c", command.replace('"$MOA"', moa)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
 def test_a_reader_that_goes_away_ends_ask_quietly_with_0_and_the_turn_is_saved(server, moa_env, tmp_path):
