@@ -31,7 +31,10 @@ def ask_args(provider: str) -> list[str]:
 
 def measure(env: dict, provider: str) -> dict:
     """One run: in-turn time, whole-process wall time, and its window on the server's clock."""
-    start, end, wall, proc = run_moa(ask_args(provider), env)
+    args = ask_args(provider)
+    if "PYTHONPATH" in env:  # an older tree: it has no --no-log (it logged no one-shot turn)
+        args.remove("--no-log")
+    start, end, wall, proc = run_moa(args, env)
     return {"turn": json.loads(proc.stdout)["timings"]["elapsed"], "wall": wall, "window": (start, end)}
 
 
@@ -58,7 +61,7 @@ def main() -> None:
             variants["baseline"] = {**env, "PYTHONPATH": baseline_src}
         for provider in ("openai", "together"):
             for venv in variants.values():
-                run_moa(ask_args(provider), venv)  # warm the OS file cache; not counted
+                measure(venv, provider)  # warm the OS file cache; not counted
         for _ in range(RUNS):  # interleaved: drift in machine speed hits every variant alike
             for provider in ("openai", "together"):
                 for name, venv in variants.items():

@@ -43,6 +43,7 @@ class ProviderPool:
     def __init__(self, factory: Callable[[str], Provider], concurrency: int | None = None):
         self._factory = factory
         self._providers: dict[str, Provider] = {}
+        self._warm: set[str] = set()  # providers whose first-use work is done
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._concurrency = concurrency
 
@@ -57,6 +58,19 @@ class ProviderPool:
         if name not in self._limits:
             self._limits[name] = asyncio.Semaphore(self._concurrency)
         return self._limits[name]
+
+    async def warm_up(self) -> None:
+        """Let every provider do its first-use work before a turn's calls start (once each)."""
+        for name, provider in list(self._providers.items()):
+            if name in self._warm:
+                continue
+            self._warm.add(name)
+            warm_up = getattr(provider, "warm_up", None)
+            if warm_up is not None:
+                try:
+                    await warm_up()
+                except Exception:  # noqa: BLE001 - a warm-up is an optimisation, never a failure
+                    pass
 
     async def aclose(self) -> None:
         for provider in self._providers.values():

@@ -123,6 +123,7 @@ class TurnService:
                 if self.pool is None:
                     self.pool = open_pool(settings)  # a missing key fails here, before any call
                     engine.pool = self.pool
+                await self.pool.warm_up()  # the SDKs' start-up is not the first round's time
                 outcome.turn = await engine.run_turn(settings.mix, conversation)
             except MoaError as error:
                 outcome.status, outcome.error = "failed", error

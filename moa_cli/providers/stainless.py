@@ -28,6 +28,19 @@ class StainlessProvider:
         self.client = client
         self._secrets = secrets  # scrubbed from every error message
 
+    async def warm_up(self) -> None:
+        """Do the SDK's first-use work now, before a round's calls start together.
+
+        On first use the SDK imports its chat resources and the HTTP stack loads anyio's asyncio
+        backend: 0.02-0.15 s that blocks the event loop, so inside a round it holds up every
+        call (measured in BENCHMARKS.md). Only public, documented API is touched: attribute
+        access on `chat.completions.with_streaming_response`, and anyio's `current_time()`.
+        """
+        self.client.chat.completions.with_streaming_response.create  # noqa: B018 - the access is the point
+        import anyio
+
+        anyio.current_time()
+
     def _create_kwargs(self, request: ChatRequest) -> dict:
         # Only public, documented arguments: an SDK upgrade must not change what is sent.
         kwargs: dict = {"model": request.model, "messages": [dict(m) for m in request.messages], "stream": True}
