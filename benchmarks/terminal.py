@@ -22,6 +22,7 @@ import time
 from common import MOA, Server, machine, median, mix_args, moa_env, ok, refs, run_moa, table, update_section
 
 RUNS = 5
+STREAM_RUNS = 3  # each streaming case, terminal and piped; medians are reported
 MARK = "FIRSTTOKEN"
 
 
@@ -204,13 +205,18 @@ def streaming_cost() -> tuple[str, list]:
         run_moa(["ask", "--rounds", "0", "-a", "openai:agg0", "--no-log", "warm-up"], env)
         for i, (name, answer, words) in enumerate(STREAM_CASES):
             argv = [MOA, "ask", "--rounds", "0", "-a", f"openai:agg{i}", "--no-log", "--max-tokens", "1000000", "q"]
-            term = _pty_run(argv, env)
-            piped = _piped_run(argv, env)
-            if term["code"] or piped["code"]:
-                raise RuntimeError(f"{name}: moa failed ({term['code']}, {piped['code']})")
+            runs = []
+            for _ in range(STREAM_RUNS):  # terminal and piped in turn, so drift hits both alike
+                term, piped = _pty_run(argv, env), _piped_run(argv, env)
+                if term["code"] or piped["code"]:
+                    raise RuntimeError(f"{name}: moa failed ({term['code']}, {piped['code']})")
+                runs.append((term, piped))
             tokens = len(answer.split(" ")) / words
+            term = {k: median([t[k] for t, _ in runs]) for k in ("wall", "cpu")}
+            piped = {k: median([p[k] for _, p in runs]) for k in ("wall", "cpu")}
             row = {"case": name, "tokens": tokens, "term": term["wall"], "piped": piped["wall"],
-                   "ratio": term["wall"] / piped["wall"], "gap": _longest_gap(term["reads"]),
+                   "ratio": median([t["wall"] / p["wall"] for t, p in runs]),
+                   "gap": median([_longest_gap(t["reads"]) for t, _ in runs]),
                    "cpu_term": term["cpu"] / tokens * 1000, "cpu_piped": piped["cpu"] / tokens * 1000}
             raw.append(row)
             print(row)
@@ -254,8 +260,8 @@ def main() -> None:
 
 Setup: `moa ask --rounds 0`, the aggregator streaming one chunk every {TOKEN_DELAY * 1000:.1f} ms (about
 2,000 chunks/s; one word a chunk, eight for the 1 MB answer so that it takes minutes, not hours),
-each answer once in a {STREAM_COLS}x{STREAM_ROWS} pseudo-terminal (live rendering) and once piped, in the
-same run. The longest gap is the longest pause between two writes to the terminal after the
+each answer {STREAM_RUNS} times in a {STREAM_COLS}x{STREAM_ROWS} pseudo-terminal (live rendering) and {STREAM_RUNS} times
+piped, alternating, in the same run; medians (the ratio is the median of the per-pair ratios). The longest gap is the longest pause between two writes to the terminal after the
 first one. CPU is the child's user+system time (wait4). {machine()}.
 
 {stream_table}
