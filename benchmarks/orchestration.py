@@ -97,7 +97,7 @@ def main() -> None:
                f"{three:.3f} (goal 1.02: **{ok(three, 1.02)}**).")
     print(verdict)
     update_section("orchestration", f"""
-## Issue 6: orchestration overhead by rounds and references (`benchmarks/orchestration.py`)
+## Orchestration overhead by rounds and references (`benchmarks/orchestration.py`)
 
 Setup: every reference answers {REF_DELAY:.1f} s after its request arrives, the aggregator after
 {AGG_DELAY:.1f} s; ideal turn = rounds x {REF_DELAY:.1f} s + {AGG_DELAY:.1f} s. `moa ask --json -r ... -a
