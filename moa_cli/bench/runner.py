@@ -19,7 +19,7 @@ from ..config import Overrides, Settings
 from ..config.catalog import turn_cost
 from ..config.schema import Mix
 from ..engine import ProviderPool
-from ..errors import redact
+from ..errors import redact, register_secrets
 from ..service import TurnOutcome, TurnService
 from . import judge as judging
 from .predictions import RunFiles
@@ -113,7 +113,7 @@ class Runner:
         self.suite, self.items, self.systems, self.files = suite, items, systems, files
         self.pool, self.progress, self.judge = pool, progress, judge
         self.budget = CallBudget(concurrency)
-        self.secrets = _secrets(systems[0].settings)
+        _register_secrets(systems[0].settings)
         self.sandboxes = asyncio.Semaphore(os.cpu_count() or 1)  # test runs use a CPU each
         self._grading: set[asyncio.Task] = set()
 
@@ -140,7 +140,7 @@ class Runner:
             outcome = await TurnService(system.settings, pool=self.pool).run(item.instruction, history=[])
         finally:
             self.budget.release(weight)
-        record = prediction_record(self.suite, system, item, outcome, self.secrets)
+        record = prediction_record(self.suite, system, item, outcome)
         self.files.predictions.add(record)
         self.progress.answered(system.name, record)
         self._grade_later(record)
@@ -181,7 +181,7 @@ class Runner:
             orders = [(mix_record["output"], base_record["output"]), (base_record["output"], mix_record["output"])]
             outcomes = await asyncio.gather(*(self._ask_judge(judging.judge_question(item.instruction, a, b))
                                               for a, b in orders))
-            replies = [o.turn.final if o.ok else f"(judge failed: {redact(str(o.error), self.secrets)})"
+            replies = [o.turn.final if o.ok else f"(judge failed: {redact(str(o.error))})"
                        for o in outcomes]
             verdicts = [judging.read_verdict(r) if o.ok else None for r, o in zip(replies, outcomes)]
             result = judging.combine(*verdicts)
@@ -199,14 +199,15 @@ class Runner:
             self.budget.release(weight)
 
 
-def _secrets(settings: Settings) -> tuple[str, ...]:
+def _register_secrets(settings: Settings) -> None:
+    """Every key this process could leak (those of providers outside the systems too) joins the
+    process-wide registry, so every `redact` call hides them."""
     from ..config import keystore, secret_values
 
-    return secret_values(settings.providers, settings.env, keystore.load_keys())
+    register_secrets(*secret_values(settings.providers, settings.env, keystore.load_keys()))
 
 
-def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOutcome,
-                      secrets: tuple[str, ...] = ()) -> dict:
+def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOutcome) -> dict:
     """One answer in AlpacaEval's fields (instruction, output, generator, dataset) plus ours."""
     turn = outcome.turn
     dollars, unpriced = turn_cost(turn, system.settings.prices)
@@ -218,7 +219,7 @@ def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOut
         "dataset": suite.name,
         "item": item.id,
         "status": outcome.status,
-        "error": redact(str(outcome.error), secrets) if outcome.error else None,
+        "error": redact(str(outcome.error)) if outcome.error else None,
         "latency": round(turn.elapsed, 4),
         "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
         "cost": None if unpriced else round(dollars, 8),

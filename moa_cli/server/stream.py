@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator, Callable
 
+from ..errors import redact
 from ..events import Call, CallDelta, CallFinished, CallRestarted, CallResult, CallStarted, Notice, TurnResult
 from ..service import TurnOutcome
 from . import protocol
@@ -22,8 +23,7 @@ END = object()  # put on the queue when the turn's task is done
 class ReferenceNarrator:
     """Interleaved reference streams -> one sequential text, each answer under its own header."""
 
-    def __init__(self, redact: Callable[[str], str]):
-        self.redact = redact
+    def __init__(self):
         self.focus: Call | None = None  # the reference streamed live
         self.held: dict[Call, list[str]] = {}  # started, not yet told: their text so far
         self.ended: dict[Call, CallResult] = {}  # held ones that have finished
@@ -69,15 +69,15 @@ class ReferenceNarrator:
     def _footer(self, result: CallResult) -> str:
         if result.status == "ok":
             return "\n\n"
-        return f"\n[{result.status}: {self.redact(result.error or result.status)}]\n\n"
+        return f"\n[{result.status}: {redact(result.error or result.status)}]\n\n"
 
 
 class TurnStream:
     """Builds the SSE body of one streamed completion from the turn's events."""
 
-    def __init__(self, call: ChatCall, call_id: str, created: int, redact: Callable[[str], str]):
-        self.call, self.call_id, self.created, self.redact = call, call_id, created, redact
-        self.narrator = ReferenceNarrator(redact) if call.reasoning else None
+    def __init__(self, call: ChatCall, call_id: str, created: int):
+        self.call, self.call_id, self.created = call, call_id, created
+        self.narrator = ReferenceNarrator() if call.reasoning else None
         self.answer = ""  # the aggregator's text streamed since its last (re)start
         self.sent_answer = False
 
@@ -99,7 +99,7 @@ class TurnStream:
             return b""
         text = ""
         if isinstance(event, Notice):
-            text = f"[moa: {self.redact(event.message)}]\n"
+            text = f"[moa: {redact(event.message)}]\n"
         elif event.call.role == "reference":
             if isinstance(event, CallStarted):
                 text = self.narrator.started(event.call)
@@ -120,7 +120,7 @@ class TurnStream:
             lead = "\n\n[moa: the aggregator failed; the best reference answer follows]\n\n" if self.sent_answer else ""
             out += self._chunk({"content": lead + outcome.turn.final})
         if not outcome.ok:
-            error = failure(outcome, self.redact)
+            error = failure(outcome)
             out += protocol.event(error.body())
         out += self._chunk({}, "stop", **extra)
         if self.call.include_usage:
@@ -163,12 +163,12 @@ def usage_of(turn: TurnResult) -> dict:
     return protocol.usage_body(total.prompt_tokens, total.completion_tokens)
 
 
-def failure(outcome: TurnOutcome, redact: Callable[[str], str]) -> protocol.ApiError:
+def failure(outcome: TurnOutcome) -> protocol.ApiError:
     message = redact(outcome.error.message if outcome.error else "the turn failed")
     return protocol.ApiError(502, message, kind="upstream_error", code="all_providers_failed")
 
 
-def proposals(outcome: TurnOutcome, redact: Callable[[str], str]) -> dict:
+def proposals(outcome: TurnOutcome) -> dict:
     """The `moa` extension field: every round's answers, the aggregator's, and the usage by role."""
     data = outcome.turn.to_dict()
     for result in [r for rnd in data["rounds"] for r in rnd] + [data["aggregator"] or {}]:
