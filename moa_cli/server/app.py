@@ -138,11 +138,16 @@ class TurnResponse:
 
     async def __call__(self, scope, receive, send) -> None:
         note = scope.setdefault("state", {})
-        queue: asyncio.Queue = asyncio.Queue()
         call = self.call
-        turn = asyncio.create_task(self.service.run(call.question, history=call.history, listeners=[queue.put_nowait]))
-        turn.add_done_callback(lambda _: queue.put_nowait(stream.END))
-        writer = asyncio.create_task(self._stream(send, queue, turn) if call.stream else self._whole(send, turn))
+        if call.stream:
+            queue: asyncio.Queue = asyncio.Queue()
+            turn = asyncio.create_task(self.service.run(call.question, history=call.history,
+                                                        listeners=[queue.put_nowait]))
+            turn.add_done_callback(lambda _: queue.put_nowait(stream.END))
+            writer = asyncio.create_task(self._stream(send, queue, turn))
+        else:  # a whole answer needs only the outcome: no events are queued for nobody to read
+            turn = asyncio.create_task(self.service.run(call.question, history=call.history))
+            writer = asyncio.create_task(self._whole(send, turn))
         watcher = asyncio.create_task(_disconnected(receive))
         try:
             done, _ = await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
