@@ -30,7 +30,7 @@ from ..errors import redact, register_secrets
 from ..sanitize import json_dumps, one_line_safe
 from ..service import TurnService, open_pool
 from . import protocol, stream
-from .catalog import Catalog
+from .catalog import Catalog, unknown_model
 from .protocol import ApiError, ChatCall
 
 log = logging.getLogger("moa.serve")
@@ -65,12 +65,12 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
             await shared["pool"].aclose()
 
     async def models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [_model(m) for m in catalog.model_ids()]})
+        return JSONResponse({"object": "list", "data": [_model(m) for m in catalog.model_ids]})
 
     async def model(request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in catalog.model_ids():
-            raise Catalog._unknown(name)
+        if name not in catalog.model_ids:
+            raise unknown_model()
         return JSONResponse(_model(name))
 
     async def health(request: Request) -> Response:
