@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ..config import Overrides, Settings
 from ..config.catalog import turn_cost
-from ..config.schema import Mix
+from ..config.schema import Mix, ModelSettings
 from ..engine import ProviderPool
 from ..errors import redact, register_secrets
 from ..service import TurnOutcome, TurnService
@@ -48,26 +48,28 @@ def systems_for(settings: Settings, baselines: list[str]) -> list[System]:
     mix = settings.mix
     systems = [System(mix.name, settings, role="mix")]
     names = {mix.name}
-    for model in (m for layer in mix.layers for m in layer):
+    candidates = [*((m, "reference") for layer in mix.layers for m in layer),
+                  *((_model_named(settings, spec), "baseline") for spec in baselines)]
+    for model, role in candidates:
         if model.label not in names:
             names.add(model.label)
-            alone = settings.with_mix(Mix(name=model.label, layers=(), aggregator=model))
-            systems.append(System(model.label, alone))
-    for spec in baselines:
-        alone = settings.with_overrides(Overrides(aggregator=spec, rounds=0))
-        label = alone.mix.aggregator.label
-        if label not in names:
-            names.add(label)
-            model = alone.mix.aggregator
-            systems.append(System(label, settings.with_mix(Mix(name=label, layers=(), aggregator=model)), "baseline"))
+            systems.append(_alone(settings, model, role))
     return systems
 
 
 def judge_system(settings: Settings, spec: str) -> System:
     """The judge: one model, answering alone, at temperature 0 for steadier verdicts."""
-    alone = settings.with_overrides(Overrides(aggregator=spec, rounds=0))
-    model = alone.mix.aggregator.with_(temperature=0.0)
-    return System(model.label, settings.with_mix(Mix(name=model.label, layers=(), aggregator=model)), "judge")
+    return _alone(settings, _model_named(settings, spec).with_(temperature=0.0), "judge")
+
+
+def _model_named(settings: Settings, spec: str) -> ModelSettings:
+    """The model a `--baseline`/`--judge` PROVIDER:MODEL names, resolved as `-a SPEC` would be."""
+    return settings.with_overrides(Overrides(aggregator=spec, rounds=0)).mix.aggregator
+
+
+def _alone(settings: Settings, model: ModelSettings, role: str) -> System:
+    """`model` answering on its own (a zero-round mix named after it), with `settings`' options."""
+    return System(model.label, settings.with_mix(Mix(name=model.label, layers=(), aggregator=model)), role)
 
 
 class CallBudget:
@@ -113,6 +115,7 @@ class Runner:
         self.suite, self.items, self.systems, self.files = suite, items, systems, files
         self.pool, self.progress, self.judge = pool, progress, judge
         self.budget = CallBudget(concurrency)
+        self.problems = {item.id: item.problem for item in items}  # what grading an answer needs
         _register_secrets(systems[0].settings)
         self.sandboxes = asyncio.Semaphore(os.cpu_count() or 1)  # test runs use a CPU each
         self._grading: set[asyncio.Task] = set()
@@ -135,11 +138,7 @@ class Runner:
             await self.judge_all()
 
     async def _answer(self, system: System, item: Item) -> None:
-        weight = await self.budget(system.width)
-        try:
-            outcome = await TurnService(system.settings, pool=self.pool).run(item.instruction, history=[])
-        finally:
-            self.budget.release(weight)
+        outcome = await self._turn(system, item.instruction)
         record = prediction_record(self.suite, system, item, outcome)
         self.files.predictions.add(record)
         self.progress.answered(system.name, record)
@@ -155,7 +154,7 @@ class Runner:
     async def _grade(self, record: dict) -> None:
         from .sandbox import grade
 
-        problem = next((item.problem for item in self.items if item.id == record["item"]), None)
+        problem = self.problems.get(record["item"])
         if problem is None:
             return
         async with self.sandboxes:
@@ -179,7 +178,7 @@ class Runner:
         verdicts, replies = [None, None], ["", ""]
         if result is None:
             orders = [(mix_record["output"], base_record["output"]), (base_record["output"], mix_record["output"])]
-            outcomes = await asyncio.gather(*(self._ask_judge(judging.judge_question(item.instruction, a, b))
+            outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b))
                                               for a, b in orders))
             replies = [o.turn.final if o.ok else f"(judge failed: {redact(str(o.error))})"
                        for o in outcomes]
@@ -191,10 +190,11 @@ class Runner:
         self.files.judgements.add(record)
         self.progress.judged(record["baseline"], record)
 
-    async def _ask_judge(self, question: str) -> TurnOutcome:
-        weight = await self.budget(1)
+    async def _turn(self, system: System, question: str) -> TurnOutcome:
+        """One turn of `system`, started once the calls it runs side by side fit in the budget."""
+        weight = await self.budget(system.width)
         try:
-            return await TurnService(self.judge.settings, pool=self.pool).run(question, history=[])
+            return await TurnService(system.settings, pool=self.pool).run(question, history=[])
         finally:
             self.budget.release(weight)
 
