@@ -78,8 +78,8 @@ class TurnStream:
     def __init__(self, call: ChatCall, call_id: str, created: int):
         self.call, self.call_id, self.created = call, call_id, created
         self.narrator = ReferenceNarrator() if call.reasoning else None
-        self.answer = ""  # the aggregator's text streamed since its last (re)start
-        self.sent_answer = False
+        self.answer_since_start = False  # aggregator text sent since its last (re)start
+        self.sent_answer = False  # aggregator text sent at all
 
     def _chunk(self, delta: dict | None, finish: str | None = None, **extra) -> bytes:
         return protocol.chunk(self.call_id, self.call.model, self.created, delta, finish, **extra)
@@ -89,11 +89,10 @@ class TurnStream:
 
     def translate(self, event) -> bytes:
         if isinstance(event, CallDelta) and event.call.role == "aggregator":
-            self.answer += event.text
-            self.sent_answer = True
+            self.answer_since_start = self.sent_answer = True
             return self._chunk({"content": event.text})
-        if isinstance(event, CallRestarted) and event.call.role == "aggregator" and self.answer:
-            self.answer = ""  # what was sent cannot be taken back: say so, then the new answer
+        if isinstance(event, CallRestarted) and event.call.role == "aggregator" and self.answer_since_start:
+            self.answer_since_start = False  # what was sent cannot be taken back: say so, then the new answer
             return self._chunk({"content": "\n\n[moa: the answer broke off and restarts here]\n\n"})
         if self.narrator is None:
             return b""
@@ -115,7 +114,7 @@ class TurnStream:
         """The final events: any answer not streamed (the fallback), or the error; the finish
         chunk, with the `moa` extension when asked for; usage when asked for; [DONE]."""
         out = b""
-        if outcome.ok and outcome.turn.final != self.answer:
+        if outcome.ok and outcome.turn.fallback is not None:
             # The aggregator failed and a reference answer stands in: it was never streamed.
             lead = "\n\n[moa: the aggregator failed; the best reference answer follows]\n\n" if self.sent_answer else ""
             out += self._chunk({"content": lead + outcome.turn.final})
