@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import MOA, Server, machine, median, moa_env, table, update_section  # noqa: E402
+from common import Server, machine, median, moa_env, run_moa, table, update_section  # noqa: E402
 
 ITEMS = 100
 RUNS = 3
@@ -29,12 +28,8 @@ CONFIG = '[mixes.trio]\nlayers = [["openai:r1", "openai:r2", "openai:r3"]]\naggr
 
 
 def bench_run(env: dict, prompts: Path, out: Path, concurrency: int) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([MOA, "bench", str(prompts), "--mix", "trio", "--concurrency", str(concurrency),
-                           "--out", str(out)], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr)
+    *_, wall, _ = run_moa(["bench", str(prompts), "--mix", "trio", "--concurrency", str(concurrency),
+                           "--out", str(out)], env)
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == ITEMS * 4, len(lines)
     return wall

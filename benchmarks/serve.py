@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -122,6 +123,10 @@ def peak_rss_mb(pid: int) -> float:
 def start_serve(env: dict) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([MOA, "serve", "--port", "0"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             text=True)
+    # Bounded: a server that never announces itself fails the run instead of hanging it.
+    if not select.select([proc.stderr], [], [], 60)[0]:
+        proc.kill()
+        raise RuntimeError("moa serve did not start within 60 s")
     line = proc.stderr.readline()
     url = re.search(r"(http://\S+/v1)", line).group(1)
     # The access log goes to stderr: drain it so the pipe never fills and blocks the server.

@@ -248,3 +248,16 @@ def test_sigterm_past_the_grace_period_cancels_cleanly_and_exits_0(moa_serve, se
     assert streamed.text.rstrip().endswith("data: [DONE]")
     assert_openai_error(results[False], 503)
     assert "Traceback" not in running.log()
+
+
+def test_a_failed_aggregator_streams_the_fallback_reference_answer_once(moa_serve, server):
+    server.script("agg", status=500, message="aggregator down")
+    running = moa_serve()
+    response = post(running, {"model": "moa", "messages": QUESTION, "stream": True})
+    assert response.status_code == 200
+    events = [json.loads(line.removeprefix("data: ")) for line in response.text.splitlines()
+              if line.startswith("data: ") and line != "data: [DONE]"]
+    content = "".join(choice["delta"].get("content") or "" for event in events for choice in event["choices"])
+    # Nothing of the aggregator was streamed: the reference answer standing in is the whole content.
+    assert content in ("r1 answer 1: what is MoA?", "r2 answer 1: what is MoA?")
+    assert response.text.rstrip().endswith("data: [DONE]")

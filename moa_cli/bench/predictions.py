@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import UsageError
+from ..sanitize import json_dumps
 
 
 class Ledger:
@@ -56,7 +57,7 @@ class Ledger:
             return
         if self._handle is None:
             self._handle = open(self.path, "a", encoding="utf-8")
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.write(json_dumps(record) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self.records[key] = record
@@ -119,7 +120,7 @@ class RunFiles:
                                  f"or choose another --out")
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                run_file.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+                run_file.write_text(json_dumps(plan, indent=2) + "\n", encoding="utf-8")
             except OSError as error:
                 raise UsageError(f"cannot write to {self.directory}: {error.strerror or error}") from None
         for ledger in (self.predictions, self.grades, self.judgements):

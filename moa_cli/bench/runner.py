@@ -17,9 +17,9 @@ from typing import Protocol
 
 from ..config import Overrides, Settings
 from ..config.catalog import turn_cost
-from ..config.schema import Mix
+from ..config.schema import Mix, ModelSettings
 from ..engine import ProviderPool
-from ..errors import redact
+from ..errors import redact, register_secrets
 from ..service import TurnOutcome, TurnService
 from . import judge as judging
 from .predictions import RunFiles
@@ -48,26 +48,28 @@ def systems_for(settings: Settings, baselines: list[str]) -> list[System]:
     mix = settings.mix
     systems = [System(mix.name, settings, role="mix")]
     names = {mix.name}
-    for model in (m for layer in mix.layers for m in layer):
+    candidates = [*((m, "reference") for layer in mix.layers for m in layer),
+                  *((_model_named(settings, spec), "baseline") for spec in baselines)]
+    for model, role in candidates:
         if model.label not in names:
             names.add(model.label)
-            alone = settings.with_mix(Mix(name=model.label, layers=(), aggregator=model))
-            systems.append(System(model.label, alone))
-    for spec in baselines:
-        alone = settings.with_overrides(Overrides(aggregator=spec, rounds=0))
-        label = alone.mix.aggregator.label
-        if label not in names:
-            names.add(label)
-            model = alone.mix.aggregator
-            systems.append(System(label, settings.with_mix(Mix(name=label, layers=(), aggregator=model)), "baseline"))
+            systems.append(_alone(settings, model, role))
     return systems
 
 
 def judge_system(settings: Settings, spec: str) -> System:
     """The judge: one model, answering alone, at temperature 0 for steadier verdicts."""
-    alone = settings.with_overrides(Overrides(aggregator=spec, rounds=0))
-    model = alone.mix.aggregator.with_(temperature=0.0)
-    return System(model.label, settings.with_mix(Mix(name=model.label, layers=(), aggregator=model)), "judge")
+    return _alone(settings, _model_named(settings, spec).with_(temperature=0.0), "judge")
+
+
+def _model_named(settings: Settings, spec: str) -> ModelSettings:
+    """The model a `--baseline`/`--judge` PROVIDER:MODEL names, resolved as `-a SPEC` would be."""
+    return settings.with_overrides(Overrides(aggregator=spec, rounds=0)).mix.aggregator
+
+
+def _alone(settings: Settings, model: ModelSettings, role: str) -> System:
+    """`model` answering on its own (a zero-round mix named after it), with `settings`' options."""
+    return System(model.label, settings.with_mix(Mix(name=model.label, layers=(), aggregator=model)), role)
 
 
 class CallBudget:
@@ -113,7 +115,8 @@ class Runner:
         self.suite, self.items, self.systems, self.files = suite, items, systems, files
         self.pool, self.progress, self.judge = pool, progress, judge
         self.budget = CallBudget(concurrency)
-        self.secrets = _secrets(systems[0].settings)
+        self.problems = {item.id: item.problem for item in items}  # what grading an answer needs
+        _register_secrets(systems[0].settings)
         self.sandboxes = asyncio.Semaphore(os.cpu_count() or 1)  # test runs use a CPU each
         self._grading: set[asyncio.Task] = set()
 
@@ -135,12 +138,8 @@ class Runner:
             await self.judge_all()
 
     async def _answer(self, system: System, item: Item) -> None:
-        weight = await self.budget(system.width)
-        try:
-            outcome = await TurnService(system.settings, pool=self.pool).run(item.instruction, history=[])
-        finally:
-            self.budget.release(weight)
-        record = prediction_record(self.suite, system, item, outcome, self.secrets)
+        outcome = await self._turn(system, item.instruction)
+        record = prediction_record(self.suite, system, item, outcome)
         self.files.predictions.add(record)
         self.progress.answered(system.name, record)
         self._grade_later(record)
@@ -155,7 +154,7 @@ class Runner:
     async def _grade(self, record: dict) -> None:
         from .sandbox import grade
 
-        problem = next((item.problem for item in self.items if item.id == record["item"]), None)
+        problem = self.problems.get(record["item"])
         if problem is None:
             return
         async with self.sandboxes:
@@ -179,9 +178,9 @@ class Runner:
         verdicts, replies = [None, None], ["", ""]
         if result is None:
             orders = [(mix_record["output"], base_record["output"]), (base_record["output"], mix_record["output"])]
-            outcomes = await asyncio.gather(*(self._ask_judge(judging.judge_question(item.instruction, a, b))
+            outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b))
                                               for a, b in orders))
-            replies = [o.turn.final if o.ok else f"(judge failed: {redact(str(o.error), self.secrets)})"
+            replies = [o.turn.final if o.ok else f"(judge failed: {redact(str(o.error))})"
                        for o in outcomes]
             verdicts = [judging.read_verdict(r) if o.ok else None for r, o in zip(replies, outcomes)]
             result = judging.combine(*verdicts)
@@ -191,22 +190,24 @@ class Runner:
         self.files.judgements.add(record)
         self.progress.judged(record["baseline"], record)
 
-    async def _ask_judge(self, question: str) -> TurnOutcome:
-        weight = await self.budget(1)
+    async def _turn(self, system: System, question: str) -> TurnOutcome:
+        """One turn of `system`, started once the calls it runs side by side fit in the budget."""
+        weight = await self.budget(system.width)
         try:
-            return await TurnService(self.judge.settings, pool=self.pool).run(question, history=[])
+            return await TurnService(system.settings, pool=self.pool).run(question, history=[])
         finally:
             self.budget.release(weight)
 
 
-def _secrets(settings: Settings) -> tuple[str, ...]:
+def _register_secrets(settings: Settings) -> None:
+    """Every key this process could leak (those of providers outside the systems too) joins the
+    process-wide registry, so every `redact` call hides them."""
     from ..config import keystore, secret_values
 
-    return secret_values(settings.providers, settings.env, keystore.load_keys())
+    register_secrets(*secret_values(settings.providers, settings.env, keystore.load_keys()))
 
 
-def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOutcome,
-                      secrets: tuple[str, ...] = ()) -> dict:
+def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOutcome) -> dict:
     """One answer in AlpacaEval's fields (instruction, output, generator, dataset) plus ours."""
     turn = outcome.turn
     dollars, unpriced = turn_cost(turn, system.settings.prices)
@@ -218,7 +219,7 @@ def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOut
         "dataset": suite.name,
         "item": item.id,
         "status": outcome.status,
-        "error": redact(str(outcome.error), secrets) if outcome.error else None,
+        "error": redact(str(outcome.error)) if outcome.error else None,
         "latency": round(turn.elapsed, 4),
         "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
         "cost": None if unpriced else round(dollars, 8),

@@ -16,7 +16,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,11 +26,11 @@ from starlette.routing import Route
 
 from ..config import Settings, keystore, secret_values
 from ..engine import ProviderPool
-from ..errors import redact
+from ..errors import redact, register_secrets
 from ..sanitize import json_dumps, one_line_safe
 from ..service import TurnService, open_pool
 from . import protocol, stream
-from .catalog import Catalog
+from .catalog import Catalog, unknown_model
 from .protocol import ApiError, ChatCall
 
 log = logging.getLogger("moa.serve")
@@ -50,12 +49,9 @@ class ServerOptions:
 def create_app(settings: Settings, options: ServerOptions = ServerOptions(), pool: ProviderPool | None = None) -> Starlette:
     """The ASGI app for one process. `pool` (the providers, shared by every request) is built
     here when not given, and closed when the app shuts down."""
-    secrets = (*secret_values(settings.providers, settings.env, keystore.load_keys()),
-               *((options.api_key,) if options.api_key else ()))
-
-    def scrub(text: str) -> str:
-        return redact(text, secrets)
-
+    # Every key this process could leak (those of providers outside the mix too, and the
+    # server's own) joins the process-wide registry, so every `redact` call hides them.
+    register_secrets(*secret_values(settings.providers, settings.env, keystore.load_keys()), options.api_key)
     catalog = Catalog(settings)
     shared = {"pool": pool}
 
@@ -69,12 +65,12 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
             await shared["pool"].aclose()
 
     async def models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [_model(m) for m in catalog.model_ids()]})
+        return JSONResponse({"object": "list", "data": [_model(m) for m in catalog.model_ids]})
 
     async def model(request: Request) -> Response:
         name = request.path_params["name"]
-        if name not in catalog.model_ids():
-            raise Catalog._unknown(name)
+        if name not in catalog.model_ids:
+            raise unknown_model()
         return JSONResponse(_model(name))
 
     async def health(request: Request) -> Response:
@@ -87,7 +83,7 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
         if options.log_prompts:
             note["prompt"] = call.question
         turn_settings = catalog.settings_for(call.model, call.temperature, call.max_tokens)
-        return TurnResponse(call, TurnService(turn_settings, pool=shared["pool"]), options, scrub)
+        return TurnResponse(call, TurnService(turn_settings, pool=shared["pool"]), options)
 
     async def api_error(request: Request, error: ApiError) -> Response:
         return JSONResponse(error.body(), status_code=error.status)
@@ -103,7 +99,7 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ],
-        middleware=[Middleware(Guard, api_key=options.api_key, scrub=scrub)],
+        middleware=[Middleware(Guard, api_key=options.api_key)],
         exception_handlers={ApiError: api_error, HTTPException: http_error},
         lifespan=lifespan,
     )
@@ -135,18 +131,23 @@ class TurnResponse:
     the client to go away. A client gone, or the server's shutdown grace period over, cancels
     the turn: every upstream stream is closed before this returns."""
 
-    def __init__(self, call: ChatCall, service: TurnService, options: ServerOptions, scrub: Callable[[str], str]):
-        self.call, self.service, self.options, self.scrub = call, service, options, scrub
+    def __init__(self, call: ChatCall, service: TurnService, options: ServerOptions):
+        self.call, self.service, self.options = call, service, options
         self.call_id, self.created = protocol.new_id(), int(time.time())
         self.started = False  # the response's status line is out
 
     async def __call__(self, scope, receive, send) -> None:
         note = scope.setdefault("state", {})
-        queue: asyncio.Queue = asyncio.Queue()
         call = self.call
-        turn = asyncio.create_task(self.service.run(call.question, history=call.history, listeners=[queue.put_nowait]))
-        turn.add_done_callback(lambda _: queue.put_nowait(stream.END))
-        writer = asyncio.create_task(self._stream(send, queue, turn) if call.stream else self._whole(send, turn))
+        if call.stream:
+            queue: asyncio.Queue = asyncio.Queue()
+            turn = asyncio.create_task(self.service.run(call.question, history=call.history,
+                                                        listeners=[queue.put_nowait]))
+            turn.add_done_callback(lambda _: queue.put_nowait(stream.END))
+            writer = asyncio.create_task(self._stream(send, queue, turn))
+        else:  # a whole answer needs only the outcome: no events are queued for nobody to read
+            turn = asyncio.create_task(self.service.run(call.question, history=call.history))
+            writer = asyncio.create_task(self._whole(send, turn))
         watcher = asyncio.create_task(_disconnected(receive))
         try:
             done, _ = await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -178,7 +179,7 @@ class TurnResponse:
     async def _whole(self, send, turn: asyncio.Task) -> None:
         outcome = await turn
         if not outcome.ok:
-            error = stream.failure(outcome, self.scrub)
+            error = stream.failure(outcome)
             await self._send_json(send, error.status, error.body())
             return
         body = protocol.completion(self.call_id, self.call.model, outcome.turn.final,
@@ -190,13 +191,13 @@ class TurnResponse:
                    (b"x-accel-buffering", b"no")]  # tells nginx-like proxies not to hold the stream
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         self.started = True
-        events = stream.TurnStream(self.call, self.call_id, self.created, self.scrub)
+        events = stream.TurnStream(self.call, self.call_id, self.created)
         async for data in stream.sse_body(events, queue, turn, self.options.keep_alive, self._extras):
             await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _extras(self, outcome) -> dict:
-        return {"moa": stream.proposals(outcome, self.scrub)} if self.call.proposals else {}
+        return {"moa": stream.proposals(outcome)} if self.call.proposals else {}
 
     async def _send_json(self, send, status: int, body: dict) -> None:
         data = json_dumps(body).encode()
@@ -227,8 +228,8 @@ class Guard:
     """Plain ASGI middleware: the API key check, one access-log line per request, and a
     one-line 500 for a bug (never a stack trace to the client)."""
 
-    def __init__(self, app, api_key: str | None, scrub: Callable[[str], str]):
-        self.app, self.api_key, self.scrub = app, api_key, scrub
+    def __init__(self, app, api_key: str | None):
+        self.app, self.api_key = app, api_key
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -278,4 +279,4 @@ class Guard:
             parts.append(f"outcome={note['outcome']}")
         if "prompt" in note:
             parts.append("prompt=" + json.dumps(note["prompt"][:500], ensure_ascii=False))
-        log.info(one_line_safe(self.scrub(" ".join(parts))))
+        log.info(one_line_safe(redact(" ".join(parts))))

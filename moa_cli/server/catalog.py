@@ -24,9 +24,10 @@ MIX_PREFIX = "moa:"
 class Catalog:
     def __init__(self, settings: Settings):
         self.base = settings
-        self.mixes = {name: self._mix_settings(name) for name in settings.mix_names()}
-        labels = {m.label for s in (settings, *self.mixes.values()) if s is not None for m in s.mix.models()}
-        self.labels = sorted(labels)
+        # A built-in mix whose provider this config lacks is not offered.
+        self.mixes = {name: mix for name in settings.mix_names() if (mix := self._mix_settings(name)) is not None}
+        self.labels = sorted({m.label for s in (settings, *self.mixes.values()) for m in s.mix.models()})
+        self.model_ids = (DEFAULT, *(MIX_PREFIX + name for name in self.mixes), *self.labels)
         # Settings per (model id, temperature, max_tokens): resolving a mix costs about a
         # millisecond, paid once per distinct request shape instead of once per request.
         self.settings_for = lru_cache(maxsize=512)(self._settings_for)
@@ -35,25 +36,21 @@ class Catalog:
         try:
             return self.base.with_overrides(Overrides(mix=name))
         except MoaError:
-            return None  # a built-in mix whose provider this config lacks: not offered
-
-    def model_ids(self) -> list[str]:
-        mixes = [MIX_PREFIX + name for name, s in self.mixes.items() if s is not None]
-        return [DEFAULT, *mixes, *self.labels]
+            return None
 
     def _settings_for(self, model: str, temperature: float | None, max_tokens: int | None) -> Settings:
         """The Settings a request for `model` runs with; ApiError 404 for an unknown model."""
         if model == DEFAULT:
             settings = self.base
-        elif model.startswith(MIX_PREFIX) and self.mixes.get(model[len(MIX_PREFIX):]) is not None:
+        elif model.startswith(MIX_PREFIX) and model[len(MIX_PREFIX):] in self.mixes:
             settings = self.mixes[model[len(MIX_PREFIX):]]
         elif self._passes_through(model):
             try:
                 settings = self.base.with_overrides(Overrides(aggregator=model, rounds=0))
             except MoaError:
-                raise self._unknown(model) from None
+                raise unknown_model() from None
         else:
-            raise self._unknown(model)
+            raise unknown_model()
         if temperature is None and max_tokens is None:
             return settings
         try:
@@ -68,7 +65,8 @@ class Catalog:
             return False
         return spec.kind != "local" or model in self.labels
 
-    @staticmethod
-    def _unknown(model: str) -> ApiError:
-        return ApiError(404, "unknown model; GET /v1/models lists the models this server offers",
-                        code="model_not_found", param="model")
+
+def unknown_model() -> ApiError:
+    """The 404 for a model id this server does not offer; the id is never echoed back."""
+    return ApiError(404, "unknown model; GET /v1/models lists the models this server offers",
+                    code="model_not_found", param="model")

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import asdict
 
 from ..config import Overrides, Settings, load_settings
 from ..errors import UsageError
@@ -46,7 +47,7 @@ def serve(*, mix: str | None, host: str, port: int, api_key: str | None, insecur
         if value < low or (name == "--port" and value > 65535):
             raise UsageError(f"invalid value for {name}: {value}")
     options = ServerOptions(api_key=api_key, max_body=max_body, keep_alive=keep_alive, log_prompts=log_prompts)
-    settings = load_settings(Overrides(mix=mix, log=False))  # the server keeps no sessions
+    settings = _settings(mix)
     sock = _bind(host, port)
     _setup_logging()
     logging.getLogger("moa.serve").warning(
@@ -59,8 +60,8 @@ def serve(*, mix: str | None, host: str, port: int, api_key: str | None, insecur
     if workers > 1:
         # Each worker is its own process with its own event loop, provider pool and local models;
         # it rebuilds the app from the flags handed down in the environment.
-        os.environ[WORKER_SPEC] = json.dumps({"mix": mix, "max_body": max_body, "keep_alive": keep_alive,
-                                              "log_prompts": log_prompts})
+        # The key travels in its own variable, never inside the spec.
+        os.environ[WORKER_SPEC] = json.dumps({**asdict(options), "api_key": None, "mix": mix})
         if api_key:
             os.environ[API_KEY_ENV] = api_key
         # uvicorn's public entry point runs the workers; it binds the port itself, so the
@@ -89,10 +90,13 @@ def worker_app():
     """The app of one `--workers` process (uvicorn calls this in each of them)."""
     _setup_logging()
     spec = json.loads(os.environ[WORKER_SPEC])
-    settings: Settings = load_settings(Overrides(mix=spec["mix"], log=False))
-    options = ServerOptions(api_key=os.environ.get(API_KEY_ENV, "").strip() or None, max_body=spec["max_body"],
-                            keep_alive=spec["keep_alive"], log_prompts=spec["log_prompts"])
-    return create_app(settings, options)
+    mix = spec.pop("mix")
+    options = ServerOptions(**{**spec, "api_key": os.environ.get(API_KEY_ENV, "").strip() or None})
+    return create_app(_settings(mix), options)
+
+
+def _settings(mix: str | None) -> Settings:
+    return load_settings(Overrides(mix=mix, log=False))  # the server keeps no sessions
 
 
 def _bind(host: str, port: int) -> socket.socket:

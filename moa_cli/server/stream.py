@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator, Callable
 
+from ..errors import redact
 from ..events import Call, CallDelta, CallFinished, CallRestarted, CallResult, CallStarted, Notice, TurnResult
 from ..service import TurnOutcome
 from . import protocol
@@ -22,8 +23,7 @@ END = object()  # put on the queue when the turn's task is done
 class ReferenceNarrator:
     """Interleaved reference streams -> one sequential text, each answer under its own header."""
 
-    def __init__(self, redact: Callable[[str], str]):
-        self.redact = redact
+    def __init__(self):
         self.focus: Call | None = None  # the reference streamed live
         self.held: dict[Call, list[str]] = {}  # started, not yet told: their text so far
         self.ended: dict[Call, CallResult] = {}  # held ones that have finished
@@ -69,17 +69,17 @@ class ReferenceNarrator:
     def _footer(self, result: CallResult) -> str:
         if result.status == "ok":
             return "\n\n"
-        return f"\n[{result.status}: {self.redact(result.error or result.status)}]\n\n"
+        return f"\n[{result.status}: {redact(result.error or result.status)}]\n\n"
 
 
 class TurnStream:
     """Builds the SSE body of one streamed completion from the turn's events."""
 
-    def __init__(self, call: ChatCall, call_id: str, created: int, redact: Callable[[str], str]):
-        self.call, self.call_id, self.created, self.redact = call, call_id, created, redact
-        self.narrator = ReferenceNarrator(redact) if call.reasoning else None
-        self.answer = ""  # the aggregator's text streamed since its last (re)start
-        self.sent_answer = False
+    def __init__(self, call: ChatCall, call_id: str, created: int):
+        self.call, self.call_id, self.created = call, call_id, created
+        self.narrator = ReferenceNarrator() if call.reasoning else None
+        self.answer_since_start = False  # aggregator text sent since its last (re)start
+        self.sent_answer = False  # aggregator text sent at all
 
     def _chunk(self, delta: dict | None, finish: str | None = None, **extra) -> bytes:
         return protocol.chunk(self.call_id, self.call.model, self.created, delta, finish, **extra)
@@ -89,17 +89,16 @@ class TurnStream:
 
     def translate(self, event) -> bytes:
         if isinstance(event, CallDelta) and event.call.role == "aggregator":
-            self.answer += event.text
-            self.sent_answer = True
+            self.answer_since_start = self.sent_answer = True
             return self._chunk({"content": event.text})
-        if isinstance(event, CallRestarted) and event.call.role == "aggregator" and self.answer:
-            self.answer = ""  # what was sent cannot be taken back: say so, then the new answer
+        if isinstance(event, CallRestarted) and event.call.role == "aggregator" and self.answer_since_start:
+            self.answer_since_start = False  # what was sent cannot be taken back: say so, then the new answer
             return self._chunk({"content": "\n\n[moa: the answer broke off and restarts here]\n\n"})
         if self.narrator is None:
             return b""
         text = ""
         if isinstance(event, Notice):
-            text = f"[moa: {self.redact(event.message)}]\n"
+            text = f"[moa: {redact(event.message)}]\n"
         elif event.call.role == "reference":
             if isinstance(event, CallStarted):
                 text = self.narrator.started(event.call)
@@ -115,12 +114,12 @@ class TurnStream:
         """The final events: any answer not streamed (the fallback), or the error; the finish
         chunk, with the `moa` extension when asked for; usage when asked for; [DONE]."""
         out = b""
-        if outcome.ok and outcome.turn.final != self.answer:
+        if outcome.ok and outcome.turn.fallback is not None:
             # The aggregator failed and a reference answer stands in: it was never streamed.
             lead = "\n\n[moa: the aggregator failed; the best reference answer follows]\n\n" if self.sent_answer else ""
             out += self._chunk({"content": lead + outcome.turn.final})
         if not outcome.ok:
-            error = failure(outcome, self.redact)
+            error = failure(outcome)
             out += protocol.event(error.body())
         out += self._chunk({}, "stop", **extra)
         if self.call.include_usage:
@@ -163,12 +162,12 @@ def usage_of(turn: TurnResult) -> dict:
     return protocol.usage_body(total.prompt_tokens, total.completion_tokens)
 
 
-def failure(outcome: TurnOutcome, redact: Callable[[str], str]) -> protocol.ApiError:
+def failure(outcome: TurnOutcome) -> protocol.ApiError:
     message = redact(outcome.error.message if outcome.error else "the turn failed")
     return protocol.ApiError(502, message, kind="upstream_error", code="all_providers_failed")
 
 
-def proposals(outcome: TurnOutcome, redact: Callable[[str], str]) -> dict:
+def proposals(outcome: TurnOutcome) -> dict:
     """The `moa` extension field: every round's answers, the aggregator's, and the usage by role."""
     data = outcome.turn.to_dict()
     for result in [r for rnd in data["rounds"] for r in rnd] + [data["aggregator"] or {}]:
