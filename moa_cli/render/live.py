@@ -207,8 +207,5 @@ class LiveRenderer:
     def _end(self) -> None:
         self._cancel_timer()
         self._panels, self._aggregator, self._answer = {}, None, None
-        warnings, self._warnings = self._warnings, []
-        if warnings:
-            self.region.update(None, [], warnings)
         above, self._above = self._above, []
         self.region.stop(above)
