@@ -152,14 +152,14 @@ class LiveRenderer:
         self._arm_timer(TICK_EVERY)
 
     def _arm_timer(self, delay: float) -> None:
-        if self._timer is not None:
-            if self._timer.when() <= asyncio.get_running_loop().time() + delay:
-                return
-            self._timer.cancel()
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # driven without an event loop (a demo): no ticking
+        except RuntimeError:  # driven outside an event loop: no ticking
             return
+        if self._timer is not None:
+            if self._timer.when() <= loop.time() + delay:
+                return
+            self._timer.cancel()
         self._timer = loop.call_later(delay, self._tick)
 
     def _tick(self) -> None:
