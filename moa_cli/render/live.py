@@ -22,7 +22,7 @@ from ..sanitize import one_line_safe, terminal_safe
 from .mdstream import MarkdownStream, Piece, markdown
 from .panels import PanelGrid, ProposalPanel, panel_titles, round_line, short_model, status_group
 from .region import LiveRegion
-from .summary import summary_line, warning_for
+from .summary import summary_line, truncated, warning_for
 
 REFRESH_EVERY = 0.05  # seconds between redraws while text streams; the first token draws at once
 TICK_EVERY = 0.25  # seconds between redraws while nothing arrives, so the clocks tick
@@ -190,8 +190,7 @@ class LiveRenderer:
                 self._above.append(Text(f"[aggregator failed; the answer of {turn.fallback} follows]",
                                         style="magenta"))
             self._queue([Piece(markdown(terminal_safe(turn.final)))])
-        aggregate = turn.aggregate
-        if aggregate is not None and aggregate.status == "ok" and aggregate.finish_reason == "length":
+        if truncated(turn.aggregate):
             self._above.append(Text("[truncated at max_tokens]", style="magenta"))
         self._above.append(Text(""))  # the summary is not part of the answer
         self._above.append(Text(summary_line(turn, self.prices), style="dim"))

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..events import Call, CallResult
 from ..sanitize import one_line_safe, terminal_safe
+from .summary import truncated
 
 PANEL_LINES = 6  # text lines of a panel when there is room
 MIN_PANEL_WIDTH = 28
@@ -48,7 +49,7 @@ class ProposalPanel:
     def state(self) -> str:
         if self.result is None:
             return "running"
-        if self.result.status == "ok" and self.result.finish_reason == "length":
+        if truncated(self.result):
             return "truncated"
         return self.result.status
 
