@@ -187,8 +187,8 @@ class LiveRenderer:
             # The aggregator failed, maybe part-way: its fragment stays on screen, marked, and
             # the reference answer that stands in for it follows in full.
             if self._agg_tokens:
-                self._above.append(Text(f"[aggregator failed; the answer of {turn.fallback} follows]",
-                                        style="magenta"))
+                fallback = one_line_safe(turn.fallback)
+                self._above.append(Text(f"[aggregator failed; the answer of {fallback} follows]", style="magenta"))
             self._queue([Piece(markdown(terminal_safe(turn.final)))])
         if truncated(turn.aggregate):
             self._above.append(Text("[truncated at max_tokens]", style="magenta"))

@@ -6,9 +6,11 @@ from typing import Mapping
 
 from ..config.catalog import turn_cost
 from ..events import CallFinished, CallResult, Notice, TurnResult
+from ..sanitize import one_line_safe
 
 
 def summary_line(turn: TurnResult, prices: Mapping) -> str:
+    """Time, tokens and cost of a turn, on one terminal-safe line (it names models)."""
     parts = [f"{turn.elapsed:.2f}s"]
     for role, usage in turn.usage_by_role().items():
         name = "refs" if role == "reference" else "aggregator"
@@ -20,7 +22,7 @@ def summary_line(turn: TurnResult, prices: Mapping) -> str:
         parts.append(f"${dollars:.4f}")
     if turn.fallback:
         parts.append(f"fallback: {turn.fallback}")
-    return " · ".join(parts)
+    return one_line_safe(" · ".join(parts))
 
 
 def truncated(result: CallResult | None) -> bool:
