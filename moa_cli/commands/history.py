@@ -48,7 +48,7 @@ def list_sessions(sessions: list[SessionInfo]) -> None:
     if not sys.stdout.isatty():
         for s in sessions:
             fields = (s.id, s.name or "-", _when(s.updated), s.mix or "-", s.turns, s.preview)
-            sys.stdout.write("\t".join(one_line_safe(str(f)).replace("\t", " ") for f in fields) + "\n")
+            sys.stdout.write("\t".join(one_line_safe(str(f)) for f in fields) + "\n")  # one_line_safe: tabs become spaces
         return
     from rich.table import Table
     from rich.text import Text
@@ -136,7 +136,8 @@ def export(text: str, output: str | None) -> None:
 
 
 def _label(info: SessionInfo) -> str:
-    return f"{info.id} '{info.name}'" if info.name else str(info.id)
+    """`3 'notes'`: the session's name is stored outside text, so it is made one terminal-safe line."""
+    return f"{info.id} '{one_line_safe(info.name)}'" if info.name else str(info.id)
 
 
 def _when(ts: float) -> str:

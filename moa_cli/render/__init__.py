@@ -2,8 +2,7 @@
 
 A renderer is called with every engine event, then `finish(turn, error)` once the turn is over
 (or `close()` when it was cancelled). The turn service calls them, and a renderer that raises is
-detached without harming the turn. All
-renderers share the summary arithmetic in `summary.py`.
+detached without harming the turn. All renderers share the summary arithmetic in `summary.py`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from ..sanitize import one_line_safe, terminal_safe
 from .mdstream import MarkdownStream, Piece, markdown
 from .panels import PanelGrid, ProposalPanel, panel_titles, round_line, short_model, status_group
 from .region import LiveRegion
-from .summary import summary_line, warning_for
+from .summary import summary_line, truncated, warning_for
 
 REFRESH_EVERY = 0.05  # seconds between redraws while text streams; the first token draws at once
 TICK_EVERY = 0.25  # seconds between redraws while nothing arrives, so the clocks tick
@@ -152,14 +152,14 @@ class LiveRenderer:
         self._arm_timer(TICK_EVERY)
 
     def _arm_timer(self, delay: float) -> None:
-        if self._timer is not None:
-            if self._timer.when() <= asyncio.get_running_loop().time() + delay:
-                return
-            self._timer.cancel()
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # driven without an event loop (a demo): no ticking
+        except RuntimeError:  # driven outside an event loop: no ticking
             return
+        if self._timer is not None:
+            if self._timer.when() <= loop.time() + delay:
+                return
+            self._timer.cancel()
         self._timer = loop.call_later(delay, self._tick)
 
     def _tick(self) -> None:
@@ -187,11 +187,10 @@ class LiveRenderer:
             # The aggregator failed, maybe part-way: its fragment stays on screen, marked, and
             # the reference answer that stands in for it follows in full.
             if self._agg_tokens:
-                self._above.append(Text(f"[aggregator failed; the answer of {turn.fallback} follows]",
-                                        style="magenta"))
+                fallback = one_line_safe(turn.fallback)
+                self._above.append(Text(f"[aggregator failed; the answer of {fallback} follows]", style="magenta"))
             self._queue([Piece(markdown(terminal_safe(turn.final)))])
-        aggregate = turn.aggregate
-        if aggregate is not None and aggregate.status == "ok" and aggregate.finish_reason == "length":
+        if truncated(turn.aggregate):
             self._above.append(Text("[truncated at max_tokens]", style="magenta"))
         self._above.append(Text(""))  # the summary is not part of the answer
         self._above.append(Text(summary_line(turn, self.prices), style="dim"))
@@ -207,8 +206,5 @@ class LiveRenderer:
     def _end(self) -> None:
         self._cancel_timer()
         self._panels, self._aggregator, self._answer = {}, None, None
-        warnings, self._warnings = self._warnings, []
-        if warnings:
-            self.region.update(None, [], warnings)
         above, self._above = self._above, []
         self.region.stop(above)

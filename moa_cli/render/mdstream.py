@@ -52,10 +52,10 @@ class Piece:
     gap: bool = False
 
 
-def top_level_blocks(source: str) -> list[tuple[int, int, str]]:
-    """(first line, end line, token type) of each top-level block, as Rich's parser sees them."""
+def top_level_blocks(doc: Markdown) -> list[tuple[int, int, str]]:
+    """(first line, end line, token type) of each top-level block, as Rich's parser saw them."""
     blocks = []
-    for token in Markdown(source).parsed:
+    for token in doc.parsed:
         if token.level == 0 and token.nesting in (0, 1) and token.map is not None:
             blocks.append((token.map[0], token.map[1], token.type))
     return blocks
@@ -141,31 +141,36 @@ class MarkdownStream:
 
     def _after_blank_line(self, pieces: list[Piece]) -> None:
         """A blank line ends every block but a list (whose next item may follow)."""
-        blocks = top_level_blocks("\n".join(self._pending))
+        doc = markdown("\n".join(self._pending))
+        blocks = top_level_blocks(doc)
         if not blocks:
             return
         if len(blocks) == 1 and blocks[0][2] in ("bullet_list_open", "ordered_list_open"):
             return
-        self._commit_pending(len(self._pending), pieces)
+        self._pending = []
+        self._commit(doc, pieces)
 
     def _commit_finished_blocks(self, pieces: list[Piece]) -> None:
         """A line that may start a block arrived: every block before the last one is final."""
-        blocks = top_level_blocks("\n".join(self._pending))
+        blocks = top_level_blocks(markdown("\n".join(self._pending)))
         if len(blocks) >= 2:
             self._commit_pending(blocks[-1][0], pieces)
 
     def _commit_pending(self, lines: int, pieces: list[Piece]) -> None:
         head, self._pending = self._pending[:lines], self._pending[lines:]
         source = "\n".join(head)
-        if not source.strip():
-            return
-        blocks = top_level_blocks(source)
+        if source.strip():
+            self._commit(markdown(source), pieces)
+
+    def _commit(self, doc: Markdown, pieces: list[Piece]) -> None:
+        """`doc`, parsed from lines just taken off `_pending`, is final: print it for good."""
+        blocks = top_level_blocks(doc)
         if not blocks:
             return
         # Lists, quotes and tables bring their own blank line (Rich's renderer does so even at
         # the top of a document); every other block gets one unless it continues a paragraph.
         gap = self._gap() and not self._continues and blocks[0][2] not in _CONTAINERS
-        pieces.append(Piece(markdown(source), gap=gap))
+        pieces.append(Piece(doc, gap=gap))
         self._continues = False
         self._last_type = blocks[-1][2]
         self._paragraph_cut_at = PARAGRAPH_CUT
@@ -179,13 +184,14 @@ class MarkdownStream:
     def _cut_paragraph(self, pieces: list[Piece]) -> None:
         """Commit the wrapped lines of a growing paragraph but its last two, where exact."""
         self._commit_finished_blocks(pieces)  # e.g. a heading right before the paragraph
-        blocks = top_level_blocks("\n".join(self._pending))
+        doc = markdown("\n".join(self._pending))
+        blocks = top_level_blocks(doc)
         if len(blocks) != 1 or blocks[0][2] != "paragraph_open":
             self._paragraph_cut_at *= 2  # a list or a table: committed whole when it ends
             return
         source = " ".join(self._pending)
         words = source.split()
-        lines = self._render_plain(markdown("\n".join(self._pending)))
+        lines = self._render_plain(doc)
         keep = 2
         done_words = sum(len(line.split()) for line in lines[:-keep]) if len(lines) > keep else 0
         head_words = words[:done_words]

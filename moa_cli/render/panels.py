@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..events import Call, CallResult
 from ..sanitize import one_line_safe, terminal_safe
+from .summary import truncated
 
 PANEL_LINES = 6  # text lines of a panel when there is room
 MIN_PANEL_WIDTH = 28
@@ -48,7 +49,7 @@ class ProposalPanel:
     def state(self) -> str:
         if self.result is None:
             return "running"
-        if self.result.status == "ok" and self.result.finish_reason == "length":
+        if truncated(self.result):
             return "truncated"
         return self.result.status
 
@@ -140,26 +141,22 @@ class PanelGrid:
         height = min(PANEL_LINES + 2, self.rows // grid_rows)
         if height < 3:
             per_row = max(1, min(len(self.panels), -(-len(self.panels) // max(self.rows, 1)), width // 20))
-            yield self._compact(now, half, per_row)
+            lines = [Text.assemble(p.title, " ", p.status(now, half)) for p in self.panels]
+            yield _grid(lines, per_row, no_wrap=True, overflow="ellipsis")
             return
-        grid = Table.grid(expand=True, padding=(0, 1))
-        for _ in range(per_row):
-            grid.add_column(ratio=1)
         cell = (width - (per_row - 1)) // per_row
-        for start in range(0, len(self.panels), per_row):
-            row = [p.render(console, cell, height - 2, p.status(now, half)) for p in self.panels[start:start + per_row]]
-            grid.add_row(*row, *([""] * (per_row - len(row))))
-        yield grid
+        yield _grid([p.render(console, cell, height - 2, p.status(now, half)) for p in self.panels], per_row)
 
-    def _compact(self, now: float, half: bool, per_row: int) -> Table:
-        grid = Table.grid(expand=True, padding=(0, 1))
-        for _ in range(per_row):
-            grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        cells = [Text.assemble(p.title, " ", p.status(now, half)) for p in self.panels]
-        for start in range(0, len(cells), per_row):
-            row = cells[start:start + per_row]
-            grid.add_row(*row, *([""] * (per_row - len(row))))
-        return grid
+
+def _grid(cells: list, per_row: int, **column_options) -> Table:
+    """`cells` in rows of `per_row` equal columns, the last row padded with empty cells."""
+    grid = Table.grid(expand=True, padding=(0, 1))
+    for _ in range(per_row):
+        grid.add_column(ratio=1, **column_options)
+    for start in range(0, len(cells), per_row):
+        row = cells[start:start + per_row]
+        grid.add_row(*row, *([""] * (per_row - len(row))))
+    return grid
 
 
 def round_line(panels: list[ProposalPanel], round_no: int) -> Text:

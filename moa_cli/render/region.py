@@ -9,6 +9,8 @@ copy of it in the scrollback.
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console, RenderableType
 from rich.segment import Segment
 
@@ -22,15 +24,10 @@ class LiveRegion:
         self._drawn_at = 0  # terminal width when they were drawn
         self._active = False
 
-    @property
-    def size(self) -> tuple[int, int]:
-        width, height = self.console.size
-        return width, height
-
     def update(self, region: RenderableType | None, above: list[RenderableType] = (), stderr: list[str] = ()) -> None:
         """Erase the region, print `above` for good (and `stderr` lines on stderr), draw `region`."""
-        width, height = self.size
-        out = [self._erase(width)]
+        width, height = self.console.size  # asks the terminal: once per redraw
+        out = [self._erase(width, height)]
         if not self._active:
             out.insert(0, HIDE_CURSOR)
             self._active = True
@@ -40,11 +37,8 @@ class LiveRegion:
                     self.console.print(renderable)
             out.append(capture.get())
         if stderr:
-            self._write("".join(out))
+            self._write("".join(out))  # stdout first, so the two streams keep their order
             out = []
-            self.console.file.flush()
-            import sys
-
             for line in stderr:
                 sys.stderr.write(line + "\n")
             sys.stderr.flush()
@@ -72,14 +66,14 @@ class LiveRegion:
         room = max(height - 1, 1)  # the cursor waits on the line below the region
         return lines[-room:]
 
-    def _erase(self, width: int) -> str:
+    def _erase(self, width: int, height: int) -> str:
         if not self._widths:
             return ""
         rows = len(self._widths)
         if width < self._drawn_at:
             # Re-wrapping terminals now show each old line on more rows.
             rows = sum(max(1, -(-w // max(width, 1))) for w in self._widths)
-        rows = min(rows, max(self.size[1] - 1, 1))
+        rows = min(rows, max(height - 1, 1))
         self._widths = []
         return f"\r\x1b[{rows}A\x1b[J"
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..config.catalog import turn_cost
-from ..events import CallResult, TurnResult
+from ..events import CallFinished, CallResult, Notice, TurnResult
+from ..sanitize import one_line_safe
 
 
 def summary_line(turn: TurnResult, prices: Mapping) -> str:
+    """Time, tokens and cost of a turn, on one terminal-safe line (it names models)."""
     parts = [f"{turn.elapsed:.2f}s"]
     for role, usage in turn.usage_by_role().items():
         name = "refs" if role == "reference" else "aggregator"
@@ -20,19 +22,23 @@ def summary_line(turn: TurnResult, prices: Mapping) -> str:
         parts.append(f"${dollars:.4f}")
     if turn.fallback:
         parts.append(f"fallback: {turn.fallback}")
-    return " · ".join(parts)
+    return one_line_safe(" · ".join(parts))
+
+
+def truncated(result: CallResult | None) -> bool:
+    """The call succeeded but stopped at its max_tokens limit: its answer is cut short."""
+    return result is not None and result.status == "ok" and result.finish_reason == "length"
 
 
 def warning_for(event) -> str | None:
     """The warning an engine event deserves on stderr, if any: every renderer shows the same ones."""
-    from ..events import CallFinished, Notice
-
     if isinstance(event, Notice):
         return event.message
-    if isinstance(event, CallFinished) and event.call.role == "reference" and event.result.status in ("failed", "cut"):
+    if not isinstance(event, CallFinished):
+        return None
+    if event.call.role == "reference" and event.result.status in ("failed", "cut"):
         return describe_failure(event.result)
-    if (isinstance(event, CallFinished) and event.call.role == "aggregator" and event.result.status == "ok"
-            and event.result.finish_reason == "length"):
+    if event.call.role == "aggregator" and truncated(event.result):
         tokens = event.result.usage.completion_tokens
         return (f"the answer was truncated: {event.call.label} stopped at its max_tokens limit"
                 f"{f' ({tokens} tokens)' if tokens else ''}; raise --max-tokens for the whole answer")
