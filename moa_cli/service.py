@@ -135,7 +135,7 @@ class TurnService:
             engine.close_listeners()
             raise
         engine.finish_listeners(outcome.turn, str(outcome.error) if outcome.error else None)
-        outcome.output_errors = [error for _, error in engine.listener_errors]
+        outcome.output_errors = list(engine.listener_errors)
         self._save(question, outcome, replaces)
         if outcome.ok and not self.logging:
             if replaces is not None:
