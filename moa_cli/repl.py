@@ -46,6 +46,10 @@ class Chat:
     def session_id(self) -> int | None:
         return self.service.session_id
 
+    def turns(self) -> list[TurnRecord]:
+        """This conversation's saved turns (none before its first turn creates the session)."""
+        return self.store.turns(self.session_id) if self.session_id else []
+
     # ---------------------------------------------------------------- the loop
 
     async def run(self, read: Callable[[], Awaitable[str | None]]) -> int:
