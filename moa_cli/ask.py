@@ -12,7 +12,6 @@ from .render import pick_renderer
 from .service import open_service
 
 
-
 def ask_once(
     settings: Settings,
     text: str,

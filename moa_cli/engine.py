@@ -100,8 +100,8 @@ class Engine:
         self.pool = pool
         self.options = options
         self._listeners: list[Listener] = [listeners] if callable(listeners) else list(listeners)
-        # (listener, error) for each listener that raised: it was detached, the turn went on.
-        self.listener_errors: list[tuple[Listener, BaseException]] = []
+        # What each listener that raised raised: it was detached, the turn went on.
+        self.listener_errors: list[BaseException] = []
         self.turn: TurnResult | None = None
         self._fit = fit  # trims a call's messages to the model's context window
         self._warned_trim = False
@@ -121,21 +121,22 @@ class Engine:
             method(*args)
         except Exception as error:  # noqa: BLE001 - whatever a listener does wrong stays its own
             self._listeners.remove(listener)
-            self.listener_errors.append((listener, error))
+            self.listener_errors.append(error)
 
     def finish_listeners(self, turn: TurnResult, error: str | None = None) -> None:
         """The turn is over: listeners with a `finish(turn, error)` print their last words."""
-        for listener in list(self._listeners):
-            finish = getattr(listener, "finish", None)
-            if finish is not None:
-                self._guarded(listener, finish, turn, error)
+        self._call_hook("finish", turn, error)
 
     def close_listeners(self) -> None:
         """The turn was cancelled: listeners with a `close()` stop drawing, keeping the screen."""
+        self._call_hook("close")
+
+    def _call_hook(self, name: str, *args) -> None:
+        """Call the optional method `name` of every listener that has one, guarded like `emit`."""
         for listener in list(self._listeners):
-            close = getattr(listener, "close", None)
-            if close is not None:
-                self._guarded(listener, close)
+            hook = getattr(listener, name, None)
+            if hook is not None:
+                self._guarded(listener, hook, *args)
 
     async def run_turn(self, mix: Mix, conversation: Sequence[dict]) -> TurnResult:
         """Run one turn. `conversation` ends with the new user message and is never mutated."""

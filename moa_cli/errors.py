@@ -168,9 +168,8 @@ def _without(text: str, secret: str) -> str:
 
 
 def print_error(message: str) -> None:
-    """The one-line form every user-facing error takes: secrets scrubbed, control characters
-    from outside text (server messages, model ids) made visible."""
-    from .output import write_stderr
-    from .sanitize import one_line_safe
+    """The one-line form every user-facing error takes, `moa: error: ...`, printed by `warn`:
+    secrets scrubbed, control characters from outside text (server messages, model ids) made visible."""
+    from .output import warn
 
-    write_stderr(f"moa: error: {one_line_safe(redact(message))}")
+    warn(f"error: {message}")

@@ -82,19 +82,15 @@ def exit_code_for_output(error: BaseException) -> int:
     return EXIT_OUTPUT
 
 
-def write_stderr(line: str) -> None:
-    """One line on stderr. If stderr itself is gone there is nobody to tell: stay quiet."""
-    try:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
 def warn(message: str) -> None:
-    """One `moa: ...` line on stderr. The message may quote outside text (a server's error, a
-    model id): secrets are scrubbed and control characters made visible."""
+    """One `moa: ...` line on stderr (errors too: see errors.print_error). The message may quote
+    outside text (a server's error, a model id): secrets are scrubbed and control characters made
+    visible. If stderr itself is gone there is nobody to tell: stay quiet."""
     from .errors import redact
     from .sanitize import one_line_safe
 
-    write_stderr(f"moa: {one_line_safe(redact(message))}")
+    try:
+        sys.stderr.write(f"moa: {one_line_safe(redact(message))}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass

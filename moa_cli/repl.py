@@ -22,7 +22,6 @@ from .output import exit_code_for_output, warn
 from .render import pick_renderer
 from .sanitize import terminal_safe
 from .service import TurnService, open_service
-from .sanitize import terminal_safe
 from .store import TurnRecord
 
 
@@ -46,6 +45,10 @@ class Chat:
     @property
     def session_id(self) -> int | None:
         return self.service.session_id
+
+    def turns(self) -> list[TurnRecord]:
+        """This conversation's saved turns (none before its first turn creates the session)."""
+        return self.store.turns(self.session_id) if self.session_id else []
 
     # ---------------------------------------------------------------- the loop
 
@@ -226,6 +229,7 @@ def run_chat(settings: Settings, *, continue_last: bool = False, session_name: s
         warn(f"new session '{session_name.strip()}'")
     piped = not sys.stdin.isatty()
     chat = Chat(service, piped, plain)
+
     async def main() -> int:
         signals.cancel_on_sigterm(asyncio.current_task())
         return await chat.run(_piped_lines() if piped else _prompter(chat))

@@ -26,7 +26,7 @@ from .events import TurnResult
 from .providers import build_provider
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import SessionInfo, Store
 
 PROMPT_RESERVE = 256  # tokens kept free for the answer when a model has no max_tokens
 
@@ -72,7 +72,8 @@ class TurnService:
     """
 
     def __init__(self, settings: Settings, *, store: "Store | None" = None, session_id: int | None = None,
-                 session_name: str | None = None, pool: ProviderPool | None = None):
+                 session_name: str | None = None, pool: ProviderPool | None = None,
+                 resumed: "SessionInfo | None" = None):
         self.settings = settings
         self.store = store
         self.session_id = session_id
@@ -80,7 +81,7 @@ class TurnService:
         # A pool passed in is shared (a server's, for all its requests) and closed by its owner.
         self.pool: ProviderPool | None = pool
         self._owns_pool = pool is None
-        self.resumed = None  # the SessionInfo continued, if any (set by open_service)
+        self.resumed = resumed  # the session continued, if any
         self._memory: list[dict] = []  # the context when turns are not logged (--no-log)
 
     @property
@@ -135,7 +136,7 @@ class TurnService:
             engine.close_listeners()
             raise
         engine.finish_listeners(outcome.turn, str(outcome.error) if outcome.error else None)
-        outcome.output_errors = [error for _, error in engine.listener_errors]
+        outcome.output_errors = list(engine.listener_errors)
         self._save(question, outcome, replaces)
         if outcome.ok and not self.logging:
             if replaces is not None:
@@ -216,10 +217,8 @@ def open_service(settings: Settings, *, continue_last: bool = False, session_nam
             mix = mix_from_json(stored) if stored else None
             if mix is not None:
                 settings = settings.with_mix(mix)
-        service = TurnService(settings, store=store, session_id=info.id if info else None,
-                              session_name=session_name.strip() if session_name else None)
-        service.resumed = info
-        return service
+        return TurnService(settings, store=store, session_id=info.id if info else None,
+                           session_name=session_name.strip() if session_name else None, resumed=info)
     except BaseException:
         store.close()
         raise

@@ -96,7 +96,7 @@ def completions(chat: "Chat", text: str) -> Iterator[tuple[str, int]]:
 
 
 def retry(chat: "Chat"):
-    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    turns = chat.turns()
     if not turns:
         raise UsageError("/retry: nothing to retry yet")
     answered = next((t for t in reversed(turns) if t.status == "ok" and t.replaced_by is None), None)
@@ -109,7 +109,7 @@ def retry(chat: "Chat"):
 
 
 def history(chat: "Chat") -> None:
-    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    turns = chat.turns()
     for t in turns:
         status = "replaced" if t.replaced_by else t.status
         chat.say(f"{t.seq:>3}. [{status}] {_short(t.question, 50)} → {_short(t.final, 60) or '-'}")
@@ -121,7 +121,7 @@ def proposals(chat: "Chat", arg: str) -> None:
     from .commands.history import proposals_markdown
     from .sanitize import terminal_safe
 
-    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    turns = chat.turns()
     if not turns:
         raise UsageError("/proposals: no turns yet")
     turn = turns[-1] if not arg else next((t for t in turns if t.seq == int(arg)), None)
@@ -138,7 +138,7 @@ def proposals(chat: "Chat", arg: str) -> None:
 
 
 def usage(chat: "Chat") -> None:
-    turns = chat.store.turns(chat.session_id) if chat.session_id else []
+    turns = chat.turns()
     tokens_in, tokens_out = sum(t.prompt_tokens for t in turns), sum(t.completion_tokens for t in turns)
     dollars = sum(t.cost or 0.0 for t in turns)
     unpriced = any(t.cost is None and t.tokens for t in turns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ..config import Overrides, keystore, load_config_file, load_env, paths, resolve, secret_values
+from ..config import keystore, load_settings, paths, secret_values
 from ..config.redact import redacted
 from ..config.toml_write import dump_toml
 from ..errors import UsageError, redact
@@ -75,17 +75,16 @@ def run(action: str) -> None:
     if action == "path":
         sys.stdout.write(f"{path}\n")
     elif action == "show":
-        data = load_config_file(path)  # a broken file is reported (exit 2), never shown as fine
-        env = load_env()
-        settings = resolve(Overrides(mix=None), env, data, path)  # checks every section and user mix
+        # Checks every section and user mix: a broken file is reported (exit 2), never shown as fine.
+        settings = load_settings()
         if not path.exists():
             sys.stdout.write(f"# {path} does not exist: built-in mixes and defaults are in use.\n"
                              "# `moa config init` writes a commented example there.\n")
             return
-        secrets = secret_values(settings.providers, env, keystore.load_keys())
+        secrets = secret_values(settings.providers, settings.env, keystore.load_keys())
         sys.stdout.write(
             f"# {path}: valid. Default mix: {settings.default_mix_name()}. Secrets are shown as ***.\n"
-            + redact(dump_toml(redacted(data, secrets)), secrets)
+            + redact(dump_toml(redacted(settings.config, secrets)), secrets)
         )
     elif action == "init":
         make_private_dir(path.parent)

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import UsageError
+from ..output import warn
 from ..sanitize import json_dumps, one_line_safe, terminal_safe
 from ..store import SessionInfo, Store, TurnRecord
 
@@ -38,12 +39,12 @@ def run(action: str, target: str | None, *, fmt: str = "md", output: str | None 
         if action == "export":
             return export(safe_export(store, info.id, fmt), output)
         store.delete_session(info.id)
-        sys.stderr.write(f"moa: deleted session {_label(info)} ({info.turns} turns)\n")
+        warn(f"deleted session {_label(info)} ({info.turns} turns)")  # the name is stored text: warn sanitizes it
 
 
 def list_sessions(sessions: list[SessionInfo]) -> None:
     if not sessions:
-        sys.stderr.write("moa: no saved sessions yet (`moa chat` starts one)\n")
+        warn("no saved sessions yet (`moa chat` starts one)")
         return
     if not sys.stdout.isatty():
         for s in sessions:
@@ -132,7 +133,7 @@ def export(text: str, output: str | None) -> None:
         path.write_text(text + "\n")
     except OSError as error:
         raise UsageError(f"cannot write {path}: {error.strerror}") from None
-    sys.stderr.write(f"moa: wrote {path}\n")
+    warn(f"wrote {path}")
 
 
 def _label(info: SessionInfo) -> str:

@@ -9,7 +9,7 @@ import sys
 from ..config import keystore, load_config_file, load_env, load_providers, paths
 from ..errors import ConfigError, UsageError
 from ..output import warn
-from ..providers import BUILTIN_PROVIDERS
+from ..providers import BUILTIN_PROVIDERS, env_key
 
 
 def run(action: str, provider: str | None) -> None:
@@ -23,7 +23,7 @@ def run(action: str, provider: str | None) -> None:
     if action == "list":
         env, stored = load_env(), keystore.load_keys()
         for name, spec in sorted(providers.items()):
-            in_env = bool(spec.api_key_env and env.get(spec.api_key_env))
+            in_env = env_key(spec, env) is not None
             if in_env:
                 origin = "the environment" if os.environ.get(spec.api_key_env) else "the .env file"
                 state = f"set in {origin} ({spec.api_key_env})"
@@ -54,7 +54,7 @@ def run(action: str, provider: str | None) -> None:
             raise UsageError("the key contains spaces or line breaks; nothing saved")
         keystore.save_key(provider, key)
         sys.stdout.write(f"saved the key for {provider} in {paths.keys_file()} (readable by you only)\n")
-        if spec.api_key_env and load_env().get(spec.api_key_env):
+        if env_key(spec, load_env()):
             warn(f"note: {spec.api_key_env} is set in the environment and wins over the saved key")
     elif action == "delete":
         if not provider:
@@ -62,7 +62,7 @@ def run(action: str, provider: str | None) -> None:
         if keystore.delete_key(provider):
             sys.stdout.write(f"deleted the saved key for {provider}\n")
             spec = providers.get(provider)
-            if spec is not None and spec.api_key_env and load_env().get(spec.api_key_env):
+            if spec is not None and env_key(spec, load_env()):
                 warn(f"note: {spec.api_key_env} is still set in the environment or .env")
         else:
             raise UsageError(f"no saved key for '{provider}' (see `moa keys list`)")

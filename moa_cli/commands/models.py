@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from ..config import Overrides, keystore, load_config_file, load_env, paths, resolve
+from ..config import keystore, load_settings
 from ..errors import MoaError, ProviderError, UsageError
 from ..output import warn
 from ..sanitize import one_line_safe
@@ -17,11 +17,8 @@ LIST_TIMEOUT = 60.0
 def run(provider_name: str | None) -> None:
     from ..providers import build_provider, find_key
 
-    env = load_env()
-    config_path = paths.config_file()
-    config = load_config_file(config_path)
-    settings = resolve(Overrides(), env, config, config_path)  # checks the whole file
-    providers = settings.providers
+    settings = load_settings()  # checks the whole config file
+    env, providers = settings.env, settings.providers
     stored = keystore.load_keys()
     if provider_name is not None:
         if provider_name not in providers:

@@ -382,7 +382,7 @@ def _run_options(defaults: Mapping, o: Overrides) -> RunOptions:
     for k in RUN_OPTION_KEYS:
         value = getattr(o, k, None)
         if value is not None:
-            changes[k] = value  # checked by _check_flags
+            changes[k] = value  # checked by validate.check_flags
     return replace(RunOptions(), **changes)
 
 

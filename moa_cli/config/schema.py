@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields, replace
 
+
 @dataclass(frozen=True)
 class ModelSettings:
     provider: str
@@ -119,5 +120,3 @@ RULES: dict[str, tuple[type, float, float, str]] = {
     "concurrency": (int, 1, 1000, "a whole number from 1 to 1000"),
     "price": (float, 0.0, 1e6, "a number of dollars of at least 0 (at most 1000000)"),
 }
-
-

@@ -12,6 +12,7 @@ from typing import Mapping
 from ..errors import ConfigError, UsageError
 from .schema import BOOLEAN_KEYS, RULES, SECTIONS
 
+
 def check_value(name: str, value, prefix: str, error=UsageError, label: str | None = None):
     """Check one setting. The message is "<prefix> <label>: expected ..., got ..."."""
     label = label or name

@@ -131,11 +131,16 @@ def check_base_url(url: str, where: str) -> str:
 
 def find_key(spec: ProviderSpec, env: Mapping[str, str], stored: Mapping[str, str]) -> str | None:
     """The API key for a provider: the environment wins over keys saved with `moa keys set`."""
+    return env_key(spec, env) or (stored.get(spec.name) or "").strip() or None
+
+
+def env_key(spec: ProviderSpec, env: Mapping[str, str]) -> str | None:
+    """The provider's key from the environment or a .env file, if one is set there."""
     # Whitespace around a key (`KEY\r` from a Windows .env, a pasted newline) is never part of
     # it, and inside an HTTP header it would be an error message quoting the key.
-    if spec.api_key_env and (env.get(spec.api_key_env) or "").strip():
-        return env[spec.api_key_env].strip()
-    return (stored.get(spec.name) or "").strip() or None
+    if not spec.api_key_env:
+        return None
+    return (env.get(spec.api_key_env) or "").strip() or None
 
 
 def build_provider(
