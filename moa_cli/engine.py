@@ -122,6 +122,14 @@ class Engine:
         except Exception as error:  # noqa: BLE001 - whatever a listener does wrong stays its own
             self._listeners.remove(listener)
             self.listener_errors.append(error)
+            # A detached listener is told to stop, so a live display does not go on redrawing
+            # (or keep the cursor hidden) for the rest of the turn.
+            close = getattr(listener, "close", None)
+            if close is not None and method is not close:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - it is already failing; the first error is kept
+                    pass
 
     def finish_listeners(self, turn: TurnResult, error: str | None = None) -> None:
         """The turn is over: listeners with a `finish(turn, error)` print their last words."""

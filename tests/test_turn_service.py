@@ -59,6 +59,29 @@ def test_a_listener_that_raises_mid_turn_changes_no_model_result():
     assert "".join(seen).count("hello") == 3  # the other listener heard the whole turn
 
 
+def test_a_listener_that_raises_is_closed_and_hears_nothing_more():
+    class Broken:
+        def __init__(self):
+            self.calls, self.closed = 0, 0
+
+        def __call__(self, event):
+            self.calls += 1
+            raise ValueError("renderer bug")
+
+        def close(self):
+            self.closed += 1
+
+    broken = Broken()
+
+    async def main():
+        return await TurnService(_settings(), pool=_memory_pool()).run("q", listeners=[broken])
+
+    outcome = asyncio.run(main())
+    assert outcome.ok and outcome.turn.final.strip() == "agg says hello"
+    assert (broken.calls, broken.closed) == (1, 1)  # stopped at once, told to stop drawing once
+    assert [type(e) for e in outcome.output_errors] == [ValueError]
+
+
 def _sessions(home: Path) -> list[tuple]:
     db = sqlite3.connect(home / "sessions.db")
     try:
