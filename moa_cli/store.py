@@ -54,6 +54,10 @@ MIGRATIONS = [
     """
     ALTER TABLE turns ADD COLUMN replaced_by INTEGER;
     """,
+    # 3: why each call stopped ("stop", "length", ...), so a truncated answer is visible later.
+    """
+    ALTER TABLE proposals ADD COLUMN finish_reason TEXT;
+    """,
 ]
 
 STATUSES = ("ok", "failed", "interrupted")
@@ -346,10 +350,11 @@ class Store:
             # or an error quoting a key must neither lose the turn nor end up in the file.
             c.executemany(
                 "INSERT INTO proposals (turn_id, round, idx, role, model, status, text, error, prompt_tokens,"
-                " completion_tokens, started, first_token, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " completion_tokens, started, first_token, finished, finish_reason)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(turn_id, p.call.round, p.call.index, p.call.role, p.call.label, p.status, p.text, _scrub(p.error),
                   _count(p.usage.prompt_tokens), _count(p.usage.completion_tokens), _real(p.started),
-                  _real(p.first_token), _real(p.finished))
+                  _real(p.first_token), _real(p.finished), p.finish_reason)
                  for p in r.calls()],
             )
             if replaces is not None:

@@ -273,3 +273,22 @@ def test_retry_replaces_a_turn_in_the_context_only_once_saved(store):
     turns = {t.id: t for t in store.turns(sid)}
     assert turns[old].replaced_by == new and turns[first].replaced_by is None
     assert "## Turn 2 (replaced by a retry)" in store.export(sid, "md")
+
+
+def test_an_older_database_is_upgraded_in_place_and_keeps_its_turns(tmp_path):
+    """Migrations are a list: a file written at an earlier schema gets the later steps only."""
+    path = tmp_path / "sessions.db"
+    old = sqlite3.connect(path)
+    for step in MIGRATIONS[:2]:
+        old.executescript(step)
+    old.execute("PRAGMA user_version = 2")
+    old.execute("INSERT INTO sessions (id, name, created, updated, mix) VALUES (1, 'kept', 1.0, 1.0, 'm')")
+    old.execute("INSERT INTO turns (id, session_id, seq, created, question, final, status, mix)"
+                " VALUES (1, 1, 1, 1.0, 'old question', 'old answer', 'ok', 'm')")
+    old.commit()
+    old.close()
+    with Store.open(path) as store:
+        assert store._version() == len(MIGRATIONS)
+        (turn,) = store.turns(1)
+        assert (turn.question, turn.final) == ("old question", "old answer")
+        assert store.find_session("kept").turns == 1

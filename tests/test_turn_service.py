@@ -149,12 +149,15 @@ def test_every_ask_is_logged_unless_no_log(moa, moa_env, tmp_path):
     assert "secret question" not in listing.stdout
 
 
-def test_history_show_proposals_has_every_reference_answer_of_a_one_shot_turn(moa):
+def test_history_show_proposals_has_every_reference_answer_of_a_one_shot_turn(moa, server):
+    server.script("m2", finish_reason="length")
     assert moa("ask", *MIX, "--rounds", "2", "q").returncode == 0
     shown = moa("history", "show", "1", "--proposals")
     assert shown.returncode == 0
     for answer in ("m1 answer 1: q", "m2 answer 1: q", "m1 answer 2: q", "m2 answer 2: q"):
         assert answer in shown.stdout
+    # Why a call stopped is kept: the truncated reference says so, the others do not.
+    assert shown.stdout.count("truncated at max_tokens") == 2  # m2, in both rounds
 
 
 def test_resuming_a_session_uses_the_mix_it_last_ran(moa, server):
