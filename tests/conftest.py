@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,18 @@ from fakeserver import FakeServer  # noqa: E402
 SCRUBBED = [k for k in os.environ if k.endswith(("_API_KEY", "_BASE_URL")) or k.startswith("MOA_")]
 
 MOA = shutil.which("moa") or ""
+
+
+def wait_for(predicate, what: str = "condition", timeout: float = 20.0):
+    """Poll until `predicate()` is true and return its value: a bounded wait for the servers'
+    logs to catch up (synchronisation), never an assertion about speed."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

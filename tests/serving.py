@@ -8,13 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import MOA
+from conftest import MOA, wait_for
 
 MIX_CONFIG = """
 [defaults]
@@ -25,17 +24,6 @@ retries = 0
 references = ["openai:r1", "openai:r2"]
 aggregator = "openai:agg"
 """
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    """Poll until `predicate()` is true: a bounded wait, never a timing assertion."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Running:

@@ -8,13 +8,12 @@ import json
 import re
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import pexpect
 import pytest
 
-from conftest import MOA
+from conftest import MOA, wait_for
 from moa_cli.store import Store
 
 MIX = ["-r", "openai:m1,openai:m2", "-a", "openai:agg"]
@@ -28,17 +27,6 @@ def user(text):
 
 def assistant(text):
     return {"role": "assistant", "content": text}
-
-
-def wait_for(condition, what: str, timeout: float = WAIT):
-    """Poll the fake server's log until `condition()` is true (synchronisation, not an assertion of speed)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

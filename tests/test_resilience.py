@@ -13,10 +13,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
+from conftest import wait_for
 from moa_cli import engine as engine_module
 from moa_cli.engine import Engine, ProviderPool
 from moa_cli.config.schema import Mix, ModelSettings, RunOptions
@@ -40,16 +40,6 @@ def by_model(data) -> dict:
 
 def outcomes(server, model):
     return [r.get("outcome") for r in server.requests(model)]
-
-
-def wait_for(predicate, timeout=10.0):
-    """Poll the server log: the server thread records a hang-up a moment after the client leaves."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def agg_system(server) -> str:
