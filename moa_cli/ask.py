@@ -6,7 +6,8 @@ import asyncio
 
 from . import signals
 from .config import Settings
-from .errors import EXIT_INTERRUPTED, EXIT_OK, print_error
+from .errors import EXIT_INTERRUPTED, EXIT_OK
+from .output import print_error
 from .output import exit_code_for_output, warn
 from .render import pick_renderer
 from .service import open_service

@@ -10,7 +10,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError, print_error
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError
+from .output import print_error
 from .output import exit_code_for_output
 
 app = typer.Typer(

@@ -13,7 +13,8 @@ import time
 from typing import Callable, Sequence
 
 from . import prompts
-from .errors import ProviderError, TurnFailed, redact
+from .errors import ProviderError, TurnFailed
+from .secrets import redact
 from .events import (
     Call,
     CallDelta,

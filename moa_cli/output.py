@@ -69,8 +69,6 @@ def silence_stdout() -> None:
 
 def exit_code_for_output(error: BaseException) -> int:
     """The exit code for a turn whose output could not be written, saying why when it matters."""
-    from .errors import print_error
-
     if is_closed_reader(error):
         silence_stdout()
         return EXIT_OK
@@ -83,10 +81,10 @@ def exit_code_for_output(error: BaseException) -> int:
 
 
 def warn(message: str) -> None:
-    """One `moa: ...` line on stderr (errors too: see errors.print_error). The message may quote
+    """One `moa: ...` line on stderr (errors too: see print_error). The message may quote
     outside text (a server's error, a model id): secrets are scrubbed and control characters made
     visible. If stderr itself is gone there is nobody to tell: stay quiet."""
-    from .errors import redact
+    from .secrets import redact
     from .sanitize import one_line_safe
 
     try:
@@ -94,3 +92,9 @@ def warn(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         pass
+
+
+def print_error(message: str) -> None:
+    """The one-line form every user-facing error takes, `moa: error: ...`, printed by `warn`:
+    secrets scrubbed, control characters from outside text (server messages, model ids) made visible."""
+    warn(f"error: {message}")

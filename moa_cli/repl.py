@@ -17,7 +17,8 @@ from typing import Awaitable, Callable
 
 from . import signals, slash
 from .config import Overrides, Settings, paths
-from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError, print_error
+from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError
+from .output import print_error
 from .output import exit_code_for_output, warn
 from .render import pick_renderer
 from .sanitize import terminal_safe

@@ -424,7 +424,7 @@ class Store:
 
 
 def _scrub(error: str | None) -> str | None:
-    from .errors import redact
+    from .secrets import redact
 
     return None if error is None else redact(error)
 

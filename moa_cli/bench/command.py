@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, print_error
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ..output import print_error
 from ..output import warn
 from ..sanitize import one_line_safe
 

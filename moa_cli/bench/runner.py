@@ -19,7 +19,7 @@ from ..config import Overrides, Settings
 from ..config.catalog import turn_cost
 from ..config.schema import Mix, ModelSettings
 from ..engine import ProviderPool
-from ..errors import redact, register_secrets
+from ..secrets import redact, register_secrets
 from ..service import TurnOutcome, TurnService
 from . import judge as judging
 from .predictions import RunFiles

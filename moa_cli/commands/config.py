@@ -8,7 +8,8 @@ import sys
 from ..config import keystore, load_settings, paths, secret_values
 from ..config.redact import redacted
 from ..config.toml_write import dump_toml
-from ..errors import UsageError, redact
+from ..errors import UsageError
+from ..secrets import redact
 from ..files import make_private_dir, write_atomic
 
 EXAMPLE_CONFIG = """\

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 
 from . import paths
-from ..errors import ConfigError, UsageError, register_secrets
+from ..errors import ConfigError, UsageError
+from ..secrets import register_secrets
 from ..files import read_small_file, write_atomic
 
 

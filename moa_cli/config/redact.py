@@ -1,7 +1,7 @@
 """Which strings are secrets, and config data with them replaced by ***.
 
 Used wherever configuration is shown (`moa config show`) and wherever a message might carry a
-key (errors.redact does the replacing in text).
+key (secrets.redact does the replacing in text).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from ..errors import redact
+from ..secrets import redact
 from ..providers import ENV_REF, ProviderSpec, header_secrets, is_credential_header
 
 

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..errors import MissingKeyError, UsageError, register_secrets
+from ..errors import MissingKeyError, UsageError
+from ..secrets import register_secrets
 from .base import Provider
 
 KINDS = ("together", "openai", "local")

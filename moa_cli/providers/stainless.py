@@ -12,7 +12,8 @@ import math
 from types import ModuleType
 from typing import AsyncIterator
 
-from ..errors import AuthError, ModelNotFound, ProviderError, redact
+from ..errors import AuthError, ModelNotFound, ProviderError
+from ..secrets import redact
 from .base import ChatRequest, Chunk, Usage
 
 CONNECT_TIMEOUT = 10.0

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from ..config import Settings, keystore, secret_values
 from ..engine import ProviderPool
-from ..errors import redact, register_secrets
+from ..secrets import redact, register_secrets
 from ..sanitize import json_dumps, one_line_safe
 from ..service import TurnService, open_pool
 from . import protocol, stream

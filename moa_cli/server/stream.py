@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator, Callable
 
-from ..errors import redact
+from ..secrets import redact
 from ..events import Call, CallDelta, CallFinished, CallRestarted, CallResult, CallStarted, Notice, TurnResult
 from ..service import TurnOutcome
 from . import protocol
