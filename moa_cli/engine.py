@@ -1,4 +1,5 @@
-"""The Mixture-of-Agents core: concurrent rounds of reference models, then an aggregator.
+"""The Mixture-of-Agents call runner: the mix's strategy plans rounds of calls, then an aggregator;
+the engine runs them concurrently, with retries, deadlines and cut-offs.
 
 No terminal code lives here. The engine tells whoever listens what happens through events (see
 `events.py`); renderers, the REPL and the JSON output are all such listeners.
@@ -10,9 +11,10 @@ import asyncio
 import math
 import random
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
-from . import prompts
+from . import prompts, strategies
 from .errors import ProviderError, TurnFailed
 from .secrets import redact
 from .events import (
@@ -29,6 +31,7 @@ from .events import (
 )
 from .config.schema import Mix, ModelSettings, RunOptions
 from .providers.base import ChatRequest, Provider, Usage
+from .strategies import Role
 
 Listener = Callable[[Event], None]
 
@@ -36,6 +39,8 @@ Listener = Callable[[Event], None]
 # the round has answered, is cut: max(STALL_MIN, STALL_FACTOR x the time those answers took).
 STALL_MIN = 15.0
 STALL_FACTOR = 2.0
+# A strategy plans rounds from results; this bounds a strategy that never stops planning.
+MAX_ROUNDS = 32
 
 
 class ProviderPool:
@@ -148,39 +153,43 @@ class Engine:
                 self._guarded(listener, hook, *args)
 
     async def run_turn(self, mix: Mix, conversation: Sequence[dict]) -> TurnResult:
-        """Run one turn. `conversation` ends with the new user message and is never mutated."""
+        """Run one turn. `conversation` ends with the new user message and is never mutated.
+
+        The mix's strategy plans each round and the aggregator's call from the results so far;
+        the engine runs them. A reference round in which every call failed fails the turn.
+        """
         conversation = tuple(dict(m) for m in conversation)
         turn = self.turn = TurnResult(mix=mix.name, started=time.time())
         t0 = time.monotonic()
         self._t0 = t0
         self._warned_trim = False
         self._cut.clear()
-        answers: list[str] = []
         try:
-            for round_no, layer in enumerate(mix.layers, 1):
-                results = [CallResult(Call("reference", round_no, i, m.label, m.temperature)) for i, m in enumerate(layer)]
+            strategy = strategies.get(mix.strategy)
+            so_far = strategies.TurnSoFar(mix, conversation)
+            while (planned := strategy.next_round(so_far)) is not None:
+                round_no = len(turn.rounds) + 1
+                if round_no > MAX_ROUNDS:
+                    raise TurnFailed(f"the {strategy.name} strategy planned more than {MAX_ROUNDS} rounds", turn)
+                results = [CallResult(Call(planned.role, round_no, i, step.model.label, step.model.temperature))
+                           for i, step in enumerate(planned.steps)]
                 turn.rounds.append(results)  # filled in as the calls progress
-                await self._round(mix, layer, results, conversation, answers)
+                await self._round(planned, results)
                 ok = [r for r in results if r.status == "ok"]
-                if not ok:
+                if not ok and planned.role is Role.REFERENCE:
                     reasons = "; ".join(_labelled(r.call, r.error or r.status) for r in results)
                     raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn, results)
-                answers = [r.text for r in ok]
+                so_far = replace(so_far, played=(*so_far.played, strategies.Played(planned, tuple(results))))
 
-            turn.aggregate = CallResult(Call("aggregator", len(mix.layers) + 1, 0, mix.aggregator.label))
+            step = strategy.aggregate(so_far)
+            turn.aggregate = CallResult(Call(Role.AGGREGATOR, len(turn.rounds) + 1, 0, step.model.label))
             call = turn.aggregate.call
-            messages = prompts.build_messages(
-                conversation,
-                system=mix.aggregator.system,
-                answers=answers,
-                strategy=mix.strategy,
-                shuffle_seed=random.randrange(1 << 30) if mix.shuffle else None,
-            )
-            await self._call(turn.aggregate, mix.aggregator, messages)
+            await self._call(turn.aggregate, step.model, step.messages)
+            answers = so_far.latest(Role.REFERENCE)
             if turn.aggregate.status == "ok":
                 turn.final = turn.aggregate.text
-            elif self.options.fallback and turn.rounds:
-                best = _best_answer(turn.rounds[-1], mix)
+            elif self.options.fallback and answers is not None and answers.ok():
+                best = _best_answer(answers.results, mix)
                 turn.final, turn.fallback = best.text, best.call.label
                 self.emit(
                     Notice(
@@ -196,33 +205,11 @@ class Engine:
             turn.elapsed = time.monotonic() - t0
         return turn
 
-    async def _round(
-        self,
-        mix: Mix,
-        layer: Sequence[ModelSettings],
-        results: list[CallResult],
-        conversation: tuple[dict, ...],
-        answers: list[str],
-    ) -> None:
+    async def _round(self, planned: strategies.Round, results: list[CallResult]) -> None:
         calls = [r.call for r in results]
-        seed = random.randrange(1 << 30) if mix.shuffle else None
         async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(
-                    self._call(
-                        result,
-                        model,
-                        prompts.build_messages(
-                            conversation,
-                            system=model.system,
-                            answers=answers,
-                            strategy="synthesize",
-                            shuffle_seed=seed,
-                        ),
-                    )
-                )
-                for result, model in zip(results, layer)
-            ]
+            tasks = [group.create_task(self._call(result, step.model, step.messages))
+                     for result, step in zip(results, planned.steps)]
             await self._cut_stragglers(tasks, calls)
 
     async def _cut_stragglers(self, tasks: list[asyncio.Task], calls: list[Call]) -> None:

@@ -6,13 +6,17 @@ Small plain values: renderers switch on the event type; results turn into JSON w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .providers.base import Usage
+
+if TYPE_CHECKING:
+    from .strategies import Role
 
 
 @dataclass(frozen=True)
 class Call:
-    role: str  # "reference" or "aggregator"
+    role: Role  # a str enum: "reference", "reviewer" or "aggregator"
     round: int  # 1-based; the aggregator's round is the number of reference rounds + 1
     index: int  # position within its round
     label: str  # "provider:model"

@@ -1,81 +1,12 @@
-"""How earlier answers are put in front of a model.
+"""Fitting messages to a model's context window: a token estimate and the trimming.
 
-Every function returns a fresh tuple of fresh dicts: no caller's list is ever mutated, and each
-answer is passed as one whole string.
+What each round asks (the templates, how answers are put in front of a model) lives with the
+strategies (moa_cli/strategies/).
 """
 
 from __future__ import annotations
 
-import random
-import re
 from typing import Sequence
-
-SYNTHESIZE = (
-    "Several assistants have answered the latest user message. Their answers are listed below. "
-    "Judge them critically: some may be wrong, biased or incomplete. Do not copy any one of them "
-    "and do not mention that there were several answers. Write one reply of your own that is "
-    "accurate, complete and well organised, using the best of what they offer.\n\n"
-    "Answers:\n{answers}"
-)
-
-RANK = (
-    "Several assistants have answered the latest user message. Their answers are listed below. "
-    "Choose the single best answer and reply with its text exactly as written, with nothing "
-    "before or after it.\n\nAnswers:\n{answers}"
-)
-
-CODING = (
-    "Several programmers have answered the latest request. Their answers are listed below. "
-    "Check each for bugs, missed edge cases and wrong APIs. Write one final answer with correct, "
-    "complete, runnable code and a brief explanation. Do not mention the other answers.\n\n"
-    "Answers:\n{answers}"
-)
-
-_PLACEHOLDER = re.compile(r"\{(answers|question)\}")
-
-STRATEGIES = {"synthesize": SYNTHESIZE, "rank": RANK, "coding": CODING}
-
-
-def number_answers(answers: Sequence[str]) -> str:
-    return "\n\n".join(f"{i}. {text.strip()}" for i, text in enumerate(answers, 1))
-
-
-def last_user_text(messages: Sequence[dict]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return str(message.get("content", ""))
-    return ""
-
-
-def template_for(strategy: str) -> str:
-    return STRATEGIES.get(strategy, strategy)
-
-
-def build_messages(
-    conversation: Sequence[dict],
-    *,
-    system: str | None = None,
-    answers: Sequence[str] = (),
-    strategy: str = "synthesize",
-    shuffle_seed: int | None = None,
-) -> tuple[dict, ...]:
-    """The messages for one call: an optional system prompt, the earlier answers, the conversation.
-
-    With no earlier answers (round 1, or an aggregator answering alone) the conversation is sent as
-    it is, after the model's own system prompt. Otherwise the answers go into the system message
-    under the strategy's instruction, so the conversation itself stays untouched.
-    """
-    parts = [system] if system else []
-    if answers:
-        answers = list(answers)
-        if shuffle_seed is not None:
-            random.Random(shuffle_seed).shuffle(answers)
-        values = {"answers": number_answers(answers), "question": last_user_text(conversation)}
-        # One pass over the template only: a `{question}` inside an answer (f-string code, say)
-        # is the answer's own text and is never replaced.
-        parts.append(_PLACEHOLDER.sub(lambda m: values[m.group(1)], template_for(strategy)))
-    head = ({"role": "system", "content": "\n\n".join(parts)},) if parts else ()
-    return head + tuple(dict(m) for m in conversation)
 
 
 def estimate_tokens(messages: Sequence[dict]) -> int:

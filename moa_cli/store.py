@@ -58,6 +58,27 @@ MIGRATIONS = [
     """
     ALTER TABLE proposals ADD COLUMN finish_reason TEXT;
     """,
+    # 4: a strategy's review round (peer review) stores its calls as role 'reviewer'. SQLite
+    # cannot change a CHECK in place, so the table is rebuilt with the same columns and rows.
+    """
+    CREATE TABLE proposals_v4 (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+        round INTEGER NOT NULL, idx INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('reference', 'reviewer', 'aggregator')),
+        model TEXT NOT NULL, status TEXT NOT NULL, text TEXT NOT NULL DEFAULT '', error TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,
+        started REAL, first_token REAL, finished REAL,
+        finish_reason TEXT
+    );
+    INSERT INTO proposals_v4 (id, turn_id, round, idx, role, model, status, text, error, prompt_tokens,
+                              completion_tokens, started, first_token, finished, finish_reason)
+        SELECT id, turn_id, round, idx, role, model, status, text, error, prompt_tokens,
+               completion_tokens, started, first_token, finished, finish_reason FROM proposals;
+    DROP TABLE proposals;
+    ALTER TABLE proposals_v4 RENAME TO proposals;
+    CREATE INDEX proposals_turn ON proposals (turn_id, round, idx);
+    """,
 ]
 
 STATUSES = ("ok", "failed", "interrupted")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from moa_cli import prompts
+from moa_cli import strategies
+from moa_cli.strategies import messages as strategy_messages, templates
 from moa_cli.commands.config import EXAMPLE_CONFIG
 from moa_cli.config import builtin_mixes as mixes
 from moa_cli.config.toml_write import mix_to_toml
@@ -76,7 +77,7 @@ def test_every_builtin_mix_resolves_and_says_where_it_comes_from():
         mix = run(Overrides(mix=name)).mix
         assert (mix.rounds, len(mix.layers[0]), mix.aggregator.label, mix.strategy) == (
             rounds, refs, aggregator, strategy), name
-        assert strategy in prompts.STRATEGIES
+        assert strategy in strategies.names()
         data = mixes.BUILTIN_MIXES[name]
         assert data["description"] and data["source"], name
     assert "2406.04692" in mixes.BUILTIN_MIXES["together-moa"]["source"]
@@ -272,7 +273,7 @@ BAD_CONFIGS = [
     ('[mixes.m]\nlayers = [[]]\naggregator = "openai:a"\n', ["[mixes.m] layers[0]", "at least one model"]),
     ('[mixes.m]\nlayers = [["openai:x"]]\n', ["[mixes.m] aggregator", "missing"]),
     ('[mixes.m]\nlayers = [["openai:x"]]\naggregator = "openai:a"\nstrategy = "best"\n',
-     ["[mixes.m] strategy", "synthesize, rank, coding, or a template containing {answers}"]),
+     ["[mixes.m] strategy", "a template containing {answers}"]),
     ('[mixes.m]\nlayers = [["openai:x"]]\naggregator = "openai:a"\nshuffle = "yes"\n', ["shuffle", "true or false"]),
     ('[mixes.m]\nreferences = ["openai:x"]\nlayers = [["openai:x"]]\naggregator = "openai:a"\n', ["not both"]),
     ("[defaults]\ntemprature = 0.5\n", ["[defaults] unknown key 'temprature'", "temperature"]),
@@ -398,7 +399,7 @@ strategy = "QUESTION<{question}> ANSWERS<{answers}> END"
 """)
     assert moa("ask", "--mix", "ranked", "which?").returncode == 0
     system = _aggregator_system(server)
-    assert system == prompts.RANK.replace("{answers}", prompts.number_answers(
+    assert system == templates.RANK.replace("{answers}", strategy_messages.number_answers(
         ["m1 answer 1: which?", "m2 answer 1: which?"]))
     server.log.clear(), server.counts.clear()
     assert moa("ask", "--mix", "custom", "which?").returncode == 0

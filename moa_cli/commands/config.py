@@ -8,6 +8,7 @@ import sys
 from ..config import keystore, load_settings, paths, secret_values
 from ..config.redact import redacted
 from ..config.toml_write import dump_toml
+from .. import strategies
 from ..errors import UsageError
 from ..secrets import redact
 from ..files import make_private_dir, write_atomic
@@ -43,7 +44,7 @@ EXAMPLE_CONFIG = """\
 # layers = [["together:meta-llama/Llama-3.3-70B-Instruct-Turbo", "mylab:qwen2.5-7b"]]
 # aggregator = "together:deepseek-ai/DeepSeek-V3"
 # rounds = 2                 # repeat the last layer to make two rounds
-# strategy = "synthesize"    # or "rank", "coding", or a template using {answers} and {question}
+# strategy = "synthesize"    # or STRATEGIES, or a template using {answers} and {question}
 # shuffle = true             # shuffle the answers so the aggregator cannot favour a position
 # max_tokens = 512           # mix-level settings apply to every model of the mix
 ## Per-model settings: above mix-level values, below the entry's own inline table.
@@ -69,6 +70,9 @@ EXAMPLE_CONFIG = """\
 # input = 0.10
 # output = 0.30
 """
+# The strategies offered are the registered ones, so a new strategy is listed without an edit here.
+EXAMPLE_CONFIG = EXAMPLE_CONFIG.replace(
+    "STRATEGIES", ", ".join(f'"{name}"' for name in strategies.names() if name != strategies.DEFAULT))
 
 
 def run(action: str) -> None:

@@ -16,6 +16,7 @@ from ..errors import UsageError
 from ..output import warn
 from ..sanitize import json_dumps, one_line_safe, terminal_safe
 from ..store import SessionInfo, Store, TurnRecord
+from ..strategies import Role
 
 ACTIONS = ("list", "show", "export", "delete")
 
@@ -88,9 +89,10 @@ def proposals_markdown(turn: TurnRecord) -> str:
     """Every reference answer of one turn, in full, as Markdown (`/proposals`, `show --proposals`)."""
     lines: list[str] = []
     for p in turn.proposals:
-        if p["role"] != "reference":
+        if p["role"] == Role.AGGREGATOR:
             continue
-        lines += ["", f"### {_escape_md(p['model'])} · round {p['round']} · {p['status']}"
+        role = f" · {p['role']}" if p["role"] != Role.REFERENCE else ""  # a review is no answer
+        lines += ["", f"### {_escape_md(p['model'])} · round {p['round']}{role} · {p['status']}"
                   + (" · truncated at max_tokens" if p.get("finish_reason") == "length" else ""), "",
                   p["text"] or f"*({_escape_md(p.get('error') or 'no text')})*"]
     return "\n".join(lines).strip("\n")

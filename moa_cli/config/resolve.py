@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError, UsageError
-from ..prompts import STRATEGIES
+from .. import strategies
 from ..providers import (BUILTIN_PROVIDERS, KINDS, PROVIDER_NAME, ProviderSpec, check_base_url, find_key,
                          split_spec)
 from . import builtin_mixes, catalog, keystore
@@ -323,10 +323,10 @@ def _resolve_mix(
     )
     aggregator = model(data["aggregator"], "aggregator", model_defaults)
 
-    strategy = data.get("strategy", "synthesize")
-    if not isinstance(strategy, str) or (strategy not in STRATEGIES and "{answers}" not in strategy):
-        fail("strategy", "expected synthesize, rank, coding, or a template containing {answers} "
-                         f"(and optionally {{question}}), got {show(strategy)}")
+    strategy = data.get("strategy", strategies.DEFAULT)
+    problem = strategies.problem(strategy)  # any registered strategy, or a template
+    if problem is not None:
+        fail("strategy", f"{problem}, got {show(strategy)}")
     shuffle = check_value("shuffle", data.get("shuffle", False), prefix, ConfigError)
     if unused is not None:
         unused.extend(sorted(set(per_model) - used))

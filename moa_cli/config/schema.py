@@ -37,7 +37,7 @@ class Mix:
     name: str
     layers: tuple[tuple[ModelSettings, ...], ...]  # one tuple of reference models per round
     aggregator: ModelSettings
-    strategy: str = "synthesize"  # "synthesize", "rank", or a template with {answers}/{question}
+    strategy: str = "synthesize"  # a registered strategy (moa_cli/strategies) or a template with {answers}
     shuffle: bool = False
     description: str = ""
 

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from ..events import Call, CallDelta, CallFinished, CallProgress, CallRestarted, CallStarted, Event, TurnResult
 from ..sanitize import one_line_safe, terminal_safe
+from ..strategies import Role
 from .mdstream import MarkdownStream, Piece, markdown
 from .panels import PanelGrid, ProposalPanel, panel_titles, round_line, short_model, status_group
 from .region import LiveRegion
@@ -57,7 +58,7 @@ class LiveRenderer:
         force = False
         if isinstance(event, CallStarted):
             force = True
-            if event.call.role == "reference":
+            if event.call.role != Role.AGGREGATOR:  # references and reviewers alike get a panel
                 if event.call.round != self._round:
                     self._settle_round()
                     self._round = event.call.round

@@ -7,13 +7,16 @@ from typing import Mapping
 from ..config.catalog import turn_cost
 from ..events import CallFinished, CallResult, Notice, TurnResult
 from ..sanitize import one_line_safe
+from ..strategies import Role
+
+_ROLE_NAMES = {Role.REFERENCE: "refs", Role.REVIEWER: "reviews", Role.AGGREGATOR: "aggregator"}
 
 
 def summary_line(turn: TurnResult, prices: Mapping) -> str:
     """Time, tokens and cost of a turn, on one terminal-safe line (it names models)."""
     parts = [f"{turn.elapsed:.2f}s"]
     for role, usage in turn.usage_by_role().items():
-        name = "refs" if role == "reference" else "aggregator"
+        name = _ROLE_NAMES.get(role, str(role))
         parts.append(f"{name} {usage.prompt_tokens:,} in / {usage.completion_tokens:,} out")
     dollars, unknown = turn_cost(turn, prices)
     if unknown:
@@ -36,7 +39,7 @@ def warning_for(event) -> str | None:
         return event.message
     if not isinstance(event, CallFinished):
         return None
-    if event.call.role == "reference" and event.result.status in ("failed", "cut"):
+    if event.call.role != Role.AGGREGATOR and event.result.status in ("failed", "cut"):
         return describe_failure(event.result)
     if event.call.role == "aggregator" and truncated(event.result):
         tokens = event.result.usage.completion_tokens

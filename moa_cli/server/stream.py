@@ -14,6 +14,7 @@ from typing import AsyncIterator, Callable
 from ..secrets import redact
 from ..events import Call, CallDelta, CallFinished, CallRestarted, CallResult, CallStarted, Notice, TurnResult
 from ..service import TurnOutcome
+from ..strategies import Role
 from . import protocol
 from .protocol import ChatCall
 
@@ -99,7 +100,7 @@ class TurnStream:
         text = ""
         if isinstance(event, Notice):
             text = f"[moa: {redact(event.message)}]\n"
-        elif event.call.role == "reference":
+        elif event.call.role != Role.AGGREGATOR:  # references and reviewers are narrated alike
             if isinstance(event, CallStarted):
                 text = self.narrator.started(event.call)
             elif isinstance(event, CallDelta):
