@@ -5,6 +5,7 @@
     registry.py     register / get / names: the one list of strategies
     templates.py    synthesize, rank, coding and user templates (one parameterised class)
     self_moa.py     Self-MoA: one model sampled several times
+    peer_review.py  each reference reviews the others' anonymised answers before the aggregator
 
 A new strategy is a module with a class that has `next_round` and `aggregate`, plus one line
 below. The engine runs whatever it plans; config validation accepts any registered name.
@@ -12,7 +13,7 @@ below. The engine runs whatever it plans; config validation accepts any register
 
 from .base import Played, Role, Round, Step, Strategy, TurnSoFar
 from .registry import expected, get, names, problem, register, registered, unregister
-from . import self_moa, templates
+from . import peer_review, self_moa, templates
 
 # The registry: one line per built-in strategy; the first is the default.
 for _strategy in (
@@ -20,6 +21,7 @@ for _strategy in (
     templates.RANK_STRATEGY,
     templates.CODING_STRATEGY,
     self_moa.SelfMoA(),
+    peer_review.PeerReview(),
 ):
     register(_strategy)
 
