@@ -226,7 +226,9 @@ def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOut
     }
     if system.is_mix:
         record["fallback"] = turn.fallback
-        record["references"] = [{"model": r.call.label, "round": r.call.round, "status": r.status, "output": r.text}
+        # Every round the strategy ran; `role` tells answers from reviews (peer review).
+        record["references"] = [{"model": r.call.label, "round": r.call.round, "role": str(r.call.role),
+                                 "status": r.status, "output": r.text}
                                 for layer in turn.rounds for r in layer]
     return record
 
