@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..events import Call, CallResult
 from ..sanitize import one_line_safe, terminal_safe
+from ..strategies import Role
 from .summary import truncated
 
 PANEL_LINES = 6  # text lines of a panel when there is room
@@ -111,7 +112,8 @@ def panel_titles(calls: list[Call]) -> dict[Call, Text]:
             title.append(f" #{seen[key]}")
             if call.temperature is not None:
                 title.append(f" · t={call.temperature:g}")
-        title.append(f" · r{call.round}", style="dim")
+        # A call that is not answering (a peer review) says what it does.
+        title.append(f" · r{call.round}" + ("" if call.role == Role.REFERENCE else f" {call.role}"), style="dim")
         titles[call] = title
     return titles
 
@@ -161,7 +163,9 @@ def _grid(cells: list, per_row: int, **column_options) -> Table:
 
 def round_line(panels: list[ProposalPanel], round_no: int) -> Text:
     done = sum(p.result is not None for p in panels)
-    return Text(f"round {round_no}: {done}/{len(panels)} references done", style="dim")
+    roles = {p.call.role for p in panels}
+    calls = "references" if roles <= {Role.REFERENCE} else f"{'/'.join(sorted(roles))}s"
+    return Text(f"round {round_no}: {done}/{len(panels)} {calls} done", style="dim")
 
 
 def status_group(*parts) -> Group:
