@@ -156,9 +156,10 @@ def labelled_answers(system: str) -> dict[str, str]:
     return found
 
 
-def test_peer_review_each_reference_reviews_the_others_anonymised_never_its_own():
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_peer_review_each_reference_reviews_the_others_anonymised_never_its_own(shuffle):
     models = Models(REPLIES)
-    outcome = run(settings_for(PEERS), models)
+    outcome = run(settings_for({**PEERS, "shuffle": shuffle}), models)
     assert outcome.ok and outcome.turn.final == "final"
     assert [[r.call.role for r in rnd] for rnd in outcome.turn.rounds] == [[Role.REFERENCE] * 3, [Role.REVIEWER] * 3]
     assert [r.call.label for r in outcome.turn.rounds[1]] == [f"openai:{m}" for m in (A, B, C)]
@@ -279,6 +280,34 @@ def test_a_strategy_registered_here_runs_from_a_config_mix_with_no_engine_change
     assert [[r.call.label for r in rnd] for rnd in outcome.turn.rounds] == [["openai:a"], ["openai:b"], ["openai:c"]]
     assert models.to("b") == [({"role": "system", "content": "Improve: one"}, *QUESTION)]
     assert models.to("agg") == [({"role": "system", "content": "Polish: three"}, *QUESTION)]
+
+
+@dataclass(frozen=True)
+class Endless:
+    name: str = "test-endless"
+    description: str = "a broken strategy that never stops planning"
+
+    def next_round(self, turn: TurnSoFar) -> Round | None:
+        model = turn.mix.layers[0][0]
+        return Round(Role.REFERENCE, (Step(model, tuple(turn.conversation)),))
+
+    def aggregate(self, turn: TurnSoFar) -> Step:
+        raise AssertionError("never reached")
+
+
+def test_a_strategy_that_never_stops_planning_fails_the_turn_after_max_rounds():
+    from moa_cli.engine import MAX_ROUNDS
+    from moa_cli.errors import TurnFailed
+
+    strategy = strategies.register(Endless())
+    try:
+        settings = settings_for({"references": ["openai:a"], "aggregator": "openai:agg", "strategy": strategy.name})
+        models = Models()
+        outcome = run(settings, models)
+    finally:
+        strategies.unregister(strategy.name)
+    assert outcome.status == "failed" and isinstance(outcome.error, TurnFailed)
+    assert len(models.requests) == MAX_ROUNDS and len(outcome.turn.rounds) == MAX_ROUNDS
 
 
 def test_config_accepts_every_registered_strategy_and_refuses_an_unknown_one(relay):
