@@ -359,6 +359,18 @@ def test_a_database_from_before_review_rounds_keeps_its_proposals_and_accepts_re
     assert roles == ["reference"] * 3 + ["reviewer"] * 3 + ["aggregator"]
 
 
+def test_strategies_import_nothing_of_moa_but_its_error_types():
+    """They read Mix and CallResult values without importing config or the engine: config
+    validation imports the registry, so anything more would be an import cycle."""
+    import subprocess
+    import sys
+
+    probe = "import sys, moa_cli.strategies; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert {m for m in loaded if m.startswith("moa_cli.") and not m.startswith("moa_cli.strategies")} == {
+        "moa_cli.errors"}
+
+
 # ---------------------------------------------------------------- end to end
 
 PEER_CONFIG = """
