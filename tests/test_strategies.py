@@ -317,6 +317,9 @@ def test_config_accepts_every_registered_strategy_and_refuses_an_unknown_one(rel
         settings_for({"references": ["openai:a"], "aggregator": "openai:b", "strategy": "no-such-strategy"})
     with pytest.raises(ValueError):
         strategies.register(Relay())  # a name is registered once
+    from moa_cli.commands.mixes import strategy_list
+
+    assert {line.split()[0] for line in strategy_list().splitlines()[1:]} == set(strategies.names())
 
 
 def test_a_stored_mix_naming_a_strategy_no_longer_registered_fails_the_turn_cleanly():

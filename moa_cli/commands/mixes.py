@@ -6,6 +6,7 @@ import sys
 import textwrap
 from typing import Any, Mapping
 
+from .. import strategies
 from ..config import Overrides, load_settings, resolve
 from ..config import builtin_mixes
 from ..config.schema import Mix
@@ -50,12 +51,23 @@ def run(action: str, name: str | None) -> None:
         blocks.append("\n".join(lines))
     sys.stdout.write("\n\n".join(blocks) + "\n")
     sys.stdout.write("\n`moa mixes show NAME` prints a mix as a config table; `moa ask --mix NAME` uses it.\n")
+    sys.stdout.write(strategy_list())
+
+
+def strategy_list() -> str:
+    """The registered strategies, for `moa mixes`: whatever is registered is listed."""
+    width = max(len(s.name) for s in strategies.registered())
+    rows = "".join(f"    {s.name:<{width}}  {s.description}\n" for s in strategies.registered())
+    return ("`strategy = \"NAME\"` in a mix picks what its rounds ask (default "
+            f"{strategies.DEFAULT}; or a template with {{answers}}):\n{rows}")
 
 
 def describe_shape(mix: Mix) -> str:
     agg = f"aggregator {mix.aggregator.label}"
+    strategy = "" if mix.strategy == strategies.DEFAULT else (
+        f" ({mix.strategy})" if mix.strategy in strategies.names() else " (a template)")
     if not mix.layers:
-        return f"the {agg} alone"
+        return f"the {agg} alone{strategy}"
     rounds = f"{mix.rounds} round{'s' if mix.rounds != 1 else ''}"
     first = mix.layers[0]
     labels = {m.label for m in first}
@@ -63,7 +75,7 @@ def describe_shape(mix: Mix) -> str:
         refs = f"{len(first)} samples of {first[0].label}"
     else:
         refs = f"{len(first)} reference{'s' if len(first) != 1 else ''}"
-    return f"{rounds} of {refs}, then the {agg}"
+    return f"{rounds} of {refs}, then the {agg}{strategy}"
 
 
 def show_mix(mix: Mix, data: Mapping[str, Any], origin: str) -> str:

@@ -43,7 +43,7 @@ def labelled(items: list[tuple[str, str]], shuffle: int | None = None) -> str:
 @dataclass(frozen=True)
 class PeerReview:
     name: str = "peer-review"
-    description: str = "each reference reviews the others' anonymised answers; the aggregator writes from answers and reviews"
+    description: str = "each reference critiques and ranks the others' anonymised answers, then the aggregator writes"
 
     def next_round(self, turn: TurnSoFar) -> Round | None:
         if turn.latest(Role.REVIEWER) is not None:

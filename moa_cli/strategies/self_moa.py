@@ -23,7 +23,7 @@ SAMPLE_TEMPERATURES = (0.3, 0.6, 0.8, 1.0)
 @dataclass(frozen=True)
 class SelfMoA:
     name: str = "self-moa"
-    description: str = "one model sampled at several temperatures, then merged (the aggregator's model when no references are listed)"
+    description: str = "one model sampled at several temperatures, then merged (no references: the aggregator's)"
     temperatures: tuple[float, ...] = SAMPLE_TEMPERATURES
 
     def next_round(self, turn: TurnSoFar) -> Round | None:

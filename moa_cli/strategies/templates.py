@@ -70,7 +70,7 @@ def from_template(text: str) -> TemplateStrategy:
 
 
 SYNTHESIZE_STRATEGY = TemplateStrategy(
-    "synthesize", SYNTHESIZE, "the aggregator writes one answer from the best of the references' (the default)")
+    "synthesize", SYNTHESIZE, "the aggregator writes one answer from the best of the reference answers")
 RANK_STRATEGY = TemplateStrategy("rank", RANK, "the aggregator picks the best reference answer, verbatim")
 CODING_STRATEGY = TemplateStrategy(
     "coding", CODING, "the aggregator checks the references' code for bugs and writes the final code")
