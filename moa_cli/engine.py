@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from . import prompts, strategies
-from .errors import ProviderError, TurnFailed
+from .errors import MoaError, ProviderError, TurnFailed
+from .failure import Failure, FailureKind
 from .secrets import redact
 from .events import (
     Call,
@@ -24,6 +25,7 @@ from .events import (
     CallProgress,
     CallRestarted,
     CallResult,
+    CallStalled,
     CallStarted,
     Event,
     Notice,
@@ -41,6 +43,9 @@ STALL_MIN = 15.0
 STALL_FACTOR = 2.0
 # A strategy plans rounds from results; this bounds a strategy that never stops planning.
 MAX_ROUNDS = 32
+# Once a round could go on without it, a reference that has sent nothing for this long is
+# reported stalled (CallStalled), so a display can say it risks the cut before it happens.
+STALL_WARN = 5.0
 
 
 class ProviderPool:
@@ -111,7 +116,7 @@ class Engine:
         self.turn: TurnResult | None = None
         self._fit = fit  # trims a call's messages to the model's context window
         self._warned_trim = False
-        self._cut: set[Call] = set()  # calls the round cut, told apart from a cancelled turn
+        self._cut: dict[Call, str] = {}  # calls the round cut and why, told apart from a cancelled turn
         self._activity: dict[Call, float] = {}  # when each running call last sent something
 
     def emit(self, event: Event) -> None:
@@ -177,8 +182,9 @@ class Engine:
                 await self._round(planned, results)
                 ok = [r for r in results if r.status == "ok"]
                 if not ok and planned.role is Role.REFERENCE:
-                    reasons = "; ".join(_labelled(r.call, r.error or r.status) for r in results)
-                    raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn, results)
+                    reasons = "; ".join(_said(r) for r in results)
+                    raise TurnFailed(f"every reference model failed in round {round_no} ({reasons})", turn,
+                                     [r.failure for r in results if r.failure])
                 so_far = replace(so_far, played=(*so_far.played, strategies.Played(planned, tuple(results))))
 
             step = strategy.aggregate(so_far)
@@ -193,14 +199,13 @@ class Engine:
                 turn.final, turn.fallback = best.text, best.call.label
                 self.emit(
                     Notice(
-                        f"aggregator {call.label} failed ({_unlabelled(call, turn.aggregate.error)}); "
+                        f"aggregator {call.label} failed ({_said(turn.aggregate, labelled=False)}); "
                         f"answering with {best.call.label}'s reference answer"
                     )
                 )
             else:
-                raise TurnFailed(
-                    f"aggregator {call.label} failed: {_unlabelled(call, turn.aggregate.error)}", turn, [turn.aggregate]
-                )
+                raise TurnFailed(f"aggregator {call.label} failed: {_said(turn.aggregate, labelled=False)}", turn,
+                                 [turn.aggregate.failure] if turn.aggregate.failure else [])
         finally:
             turn.elapsed = time.monotonic() - t0
         return turn
@@ -220,6 +225,10 @@ class Engine:
         at least half of the round have answered, a call that has sent nothing for
         max(STALL_MIN, STALL_FACTOR x the time those answers took) is cut: a hung model cannot hold
         up the turn, while a slow model that is still streaming is never cut.
+
+        Once the round could go on without them, calls silent for STALL_WARN seconds are reported
+        (CallStalled, once per silence), with how long until the cut: displays show this decision
+        instead of guessing at the rule.
         """
         opts = self.options
         start = time.monotonic()
@@ -229,6 +238,7 @@ class Engine:
         call_of = dict(zip(tasks, calls))
         pending = set(tasks)
         quorum_after: float | None = None  # seconds into the round when the quorum was reached
+        warned: dict[Call, float] = {}  # the activity time each reported silence started from
         while pending:
             now = time.monotonic()
             if quorum_after is None:
@@ -238,9 +248,12 @@ class Engine:
             wake: float | None = None
             if quorum_after is not None and fixed is not None:
                 if now >= start + fixed:
-                    self._cut_tasks(pending, call_of)
+                    self._cut_tasks(pending, call_of, f"cut: too slow for the round deadline "
+                                                      f"(--proposer-deadline {fixed:g}s)")
                     return  # the TaskGroup waits for the cut calls to close their streams
                 wake = start + fixed
+                for task in pending:
+                    wake = self._report_stall(call_of[task], now, start + fixed, warned, wake)
             elif quorum_after is not None:
                 window = max(STALL_MIN, STALL_FACTOR * quorum_after)
                 stalled = set()
@@ -252,17 +265,33 @@ class Engine:
                         stalled.add(task)
                     else:
                         wake = last + window if wake is None else min(wake, last + window)
+                        wake = self._report_stall(call_of[task], now, last + window, warned, wake)
                 if stalled:
-                    self._cut_tasks(stalled, call_of)
+                    self._cut_tasks(stalled, call_of, f"cut: too slow for the round (no output for {window:.0f}s "
+                                                      "after the others had answered)")
                     pending -= stalled
                     if not pending:
                         return
             timeout = None if wake is None else max(wake - now, 0.0)
             _, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
 
-    def _cut_tasks(self, tasks: set[asyncio.Task], call_of: dict) -> None:
+    def _report_stall(self, call: Call, now: float, cut_at: float, warned: dict[Call, float],
+                      wake: float | None) -> float | None:
+        """Emit CallStalled for `call` once it has been silent STALL_WARN seconds (once per silence);
+        return the wake-up time, moved earlier when that moment is still to come."""
+        last = self._activity.get(call)
+        if last is None or warned.get(call) == last:
+            return wake
+        if now - last >= STALL_WARN:
+            warned[call] = last
+            self.emit(CallStalled(call, silent_for=now - last, cut_in=max(cut_at - now, 0.0)))
+            return wake
+        at = last + STALL_WARN
+        return at if wake is None else min(wake, at)
+
+    def _cut_tasks(self, tasks: set[asyncio.Task], call_of: dict, reason: str) -> None:
         for task in tasks:
-            self._cut.add(call_of[task])
+            self._cut[call_of[task]] = reason
             task.cancel("cut")
 
     async def _call(self, result: CallResult, model: ModelSettings, messages: tuple[dict, ...]) -> CallResult:
@@ -297,7 +326,8 @@ class Engine:
                     await self._stream_into(result, model.provider, request, deadline, limit, timeout)
                     if not result.text.strip():
                         # Nothing to show or to build on: a failure, so the fallback can answer.
-                        raise ProviderError(f"{call.label}: the model returned an empty answer", model=call.label)
+                        raise ProviderError(f"{call.label}: the model returned an empty answer",
+                                            detail="the model returned an empty answer", kind=FailureKind.EMPTY)
                     result.status = "ok"
                     if not result.usage.prompt_tokens and not result.usage.completion_tokens:
                         # Some servers (llama.cpp's, older vLLM) send no usage: estimate it, and say so.
@@ -306,18 +336,17 @@ class Engine:
                         result.usage_estimated = True
                     break
                 except Exception as error:  # noqa: BLE001 - a provider bug must not kill the turn
-                    if not isinstance(error, ProviderError):
-                        error = ProviderError(f"{type(error).__name__}: {error}", model=call.label)
-                    # Scrubbed again here: the message is kept in --json, the session and exports.
-                    message = redact(_name_call(call, error))
+                    failure = _failure_of(error, model)
                     delay = _retry_delay(error, attempt, self.options.backoff)
                     left = deadline - asyncio.get_running_loop().time()
-                    if not error.retryable or attempt == tries - 1 or delay >= left:
-                        if error.retryable and attempt < tries - 1:
-                            message += f" (no time left to retry within the {limit:g}s deadline)"
-                        result.status, result.error, result.error_status = "failed", message, error.status
+                    if not failure.retryable or attempt == tries - 1 or delay >= left:
+                        if failure.retryable and attempt < tries - 1:
+                            failure = replace(failure, detail=f"{failure.detail} (no time left to retry "
+                                                              f"within the {limit:g}s deadline)")
+                        result.status, result.failure = "failed", failure
                         break
-                    self.emit(Notice(f"{message} — retrying in {delay:.1f}s (try {attempt + 2} of {tries})"))
+                    self.emit(Notice(f"{call.label}: {failure.describe()} — retrying in {delay:.1f}s "
+                                     f"(try {attempt + 2} of {tries})"))
                     if result.text:
                         self.emit(CallRestarted(call))  # the retry starts the answer from scratch
                     result.text, result.usage, result.chunks = "", Usage(), 0
@@ -325,7 +354,8 @@ class Engine:
         except asyncio.CancelledError:
             cut = call in self._cut
             result.status = "cut" if cut else "cancelled"
-            result.error = "cut: too slow for the round deadline" if cut else "cancelled"
+            kind, why = (FailureKind.CUT, self._cut[call]) if cut else (FailureKind.CANCELLED, "cancelled")
+            result.failure = Failure(kind, why, provider=model.provider, model=model.model)
             result.finished = self._now()
             self.emit(CallFinished(call, result))
             if cut:
@@ -350,10 +380,11 @@ class Engine:
                 await self._read_stream(result, provider, request, lambda: quiet.reschedule(loop.time() + idle))
         except TimeoutError:
             if total.expired():
-                raise ProviderError(f"{call.label}: no complete answer within the {limit:g}s deadline "
-                                    "(--deadline)", model=call.label) from None
+                detail = f"no complete answer within the {limit:g}s deadline (--deadline)"
+                raise ProviderError(f"{call.label}: {detail}", detail=detail, kind=FailureKind.DEADLINE) from None
             if quiet.expired():
-                raise ProviderError(f"{call.label}: no output for {idle:g}s (--timeout)", model=call.label,
+                detail = f"no output for {idle:g}s (--timeout)"
+                raise ProviderError(f"{call.label}: {detail}", detail=detail, kind=FailureKind.IDLE,
                                     retryable=True) from None
             raise
 
@@ -386,18 +417,23 @@ class Engine:
         return time.monotonic() - self._t0
 
 
-def _name_call(call: Call, error: ProviderError) -> str:
-    """The error's message, starting with the call's `provider:model` exactly once."""
-    return _labelled(call, str(error))
+def _failure_of(error: Exception, model: ModelSettings) -> Failure:
+    """What a call's exception means, as a value. Its detail is scrubbed again here: it is kept
+    in --json, the session and exports."""
+    if isinstance(error, ProviderError):
+        kind, detail, status, retryable = error.kind, error.detail, error.status, error.retryable
+    elif isinstance(error, MoaError):  # e.g. a local model that cannot be loaded
+        kind, detail, status, retryable = FailureKind.INTERNAL, error.message, None, False
+    else:  # a provider's bug
+        kind, detail, status, retryable = FailureKind.INTERNAL, f"{type(error).__name__}: {error}", None, False
+    return Failure(kind, redact(detail), status=status, retryable=retryable, provider=model.provider,
+                   model=model.model)
 
 
-def _unlabelled(call: Call, message: str | None) -> str:
-    """The message without its leading `provider:model: `, for sentences that name the call."""
-    return (message or "").removeprefix(f"{call.label}: ")
-
-
-def _labelled(call: Call, message: str) -> str:
-    return message if message.startswith(call.label) else f"{call.label}: {message}"
+def _said(result: CallResult, labelled: bool = True) -> str:
+    """Why the call did not answer, in a sentence, naming it unless the sentence already does."""
+    reason = result.failure.describe() if result.failure else result.status
+    return f"{result.call.label}: {reason}" if labelled else reason
 
 
 # A server may ask for a pause before the next try (Retry-After); moa waits a minute at most,
@@ -405,9 +441,10 @@ def _labelled(call: Call, message: str) -> str:
 RETRY_AFTER_CAP = 60.0
 
 
-def _retry_delay(error: ProviderError, attempt: int, backoff: float) -> float:
-    if error.retry_after is not None and math.isfinite(error.retry_after):
-        return min(max(error.retry_after, 0.0), RETRY_AFTER_CAP)
+def _retry_delay(error: Exception, attempt: int, backoff: float) -> float:
+    retry_after = getattr(error, "retry_after", None)  # a ProviderError's, from the server
+    if retry_after is not None and math.isfinite(retry_after):
+        return min(max(retry_after, 0.0), RETRY_AFTER_CAP)
     base = backoff * (2**attempt)
     return base * (0.5 + random.random() / 2)  # jitter spreads retries of parallel calls apart
 

@@ -5,6 +5,8 @@ Anything raised past a provider boundary is one of these; SDK exception types ne
 
 from __future__ import annotations
 
+from .failure import FailureKind
+
 # Exit codes (documented in README.md).
 EXIT_OK = 0
 EXIT_TURN_FAILED = 1  # every reference failed, or the aggregator failed with no fallback
@@ -37,20 +39,24 @@ class ConfigError(MoaError):
 
 
 class TurnFailed(MoaError):
-    """The turn produced no answer; `turn` keeps every answer that did arrive."""
+    """The turn produced no answer; `turn` keeps every answer that did arrive, `failures` the
+    `Failure`s that decided it (every reference of a round, or the aggregator)."""
 
     exit_code = EXIT_TURN_FAILED
 
     def __init__(self, message: str, turn=None, failures=()):
         super().__init__(message)
         self.turn = turn
+        self.failures = tuple(failures)
         # Rejected keys everywhere deserve the key exit code, so scripts can tell them apart.
-        if failures and all(f.error_status in (401, 403) for f in failures):
+        if self.failures and all(f.kind is FailureKind.HTTP and f.status in (401, 403) for f in self.failures):
             self.exit_code = EXIT_AUTH
 
 
 class ProviderError(MoaError):
-    """A call to a model failed. `retryable` tells the engine whether trying again can help."""
+    """A call to a model failed. `kind` says how (an HTTP status, a timeout, a lost connection...),
+    `retryable` whether trying again can help, `detail` what happened without the call's label
+    (the message is `detail` prefixed by `provider:model`, for the user)."""
 
     exit_code = EXIT_PROVIDER
 
@@ -63,6 +69,8 @@ class ProviderError(MoaError):
         status: int | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        kind: FailureKind | None = None,
+        detail: str | None = None,
     ):
         super().__init__(message)
         self.provider = provider
@@ -70,6 +78,8 @@ class ProviderError(MoaError):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = kind or (FailureKind.HTTP if status is not None else FailureKind.INTERNAL)
+        self.detail = message if detail is None else detail
 
 
 class AuthError(ProviderError):

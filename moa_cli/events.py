@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .failure import Failure
 from .providers.base import Usage
 
 if TYPE_CHECKING:
@@ -28,8 +29,7 @@ class CallResult:
     call: Call
     status: str = "running"  # ok | failed | cut | cancelled
     text: str = ""
-    error: str | None = None
-    error_status: int | None = None  # the HTTP status behind a failure, when there was one
+    failure: Failure | None = None  # why the call did not answer (failed, cut or cancelled)
     usage: Usage = Usage()
     finish_reason: str | None = None  # as the provider sent it: "stop", "length" (hit max_tokens), ...
     usage_estimated: bool = False  # the provider reported no usage; these counts are estimates
@@ -45,8 +45,11 @@ class CallResult:
             "round": self.call.round,
             "status": self.status,
             "text": self.text,
-            "error": self.error,
-            "error_status": self.error_status,
+            # The failure in words, naming the call, for people; `failure` is for programs.
+            "error": f"{self.call.label}: {self.failure.describe()}" if self.failure else None,
+            "error_status": self.failure.status if self.failure else None,
+            "failure": {"kind": self.failure.kind.value, "status": self.failure.status,
+                        "retryable": self.failure.retryable} if self.failure else None,
             "finish_reason": self.finish_reason,
             "usage": {
                 "prompt_tokens": self.usage.prompt_tokens,
@@ -140,6 +143,17 @@ class CallProgress:
 
 
 @dataclass(frozen=True)
+class CallStalled:
+    """The engine's own judgement that a reference has gone quiet while its round waits for it:
+    it has sent nothing for `silent_for` seconds and will be cut in `cut_in` seconds unless it
+    sends something (with a fixed --proposer-deadline: when that passes, whatever it sends)."""
+
+    call: Call
+    silent_for: float
+    cut_in: float
+
+
+@dataclass(frozen=True)
 class CallFinished:
     call: Call
     result: CallResult
@@ -152,4 +166,4 @@ class Notice:
     message: str
 
 
-Event = CallStarted | CallDelta | CallRestarted | CallProgress | CallFinished | Notice
+Event = CallStarted | CallDelta | CallRestarted | CallProgress | CallStalled | CallFinished | Notice

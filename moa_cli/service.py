@@ -23,6 +23,7 @@ from .config.schema import Mix, ModelSettings
 from .engine import Engine, Listener, ProviderPool
 from .errors import MoaError
 from .events import TurnResult
+from .failure import Failure
 from .providers import build_provider
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ class TurnOutcome:
     turn: TurnResult  # every answer that arrived, whole or partial
     status: str  # ok | failed | interrupted
     error: MoaError | None = None  # why the turn failed
+    # The calls' failures that decided it (every reference of a round, or the aggregator); empty
+    # when the turn failed before any call (a missing key) or did not fail.
+    failures: tuple[Failure, ...] = ()
     output_errors: list[BaseException] = field(default_factory=list)  # listeners that failed
     turn_id: int | None = None  # where the turn was saved, if it was
     session_id: int | None = None
@@ -128,6 +132,7 @@ class TurnService:
                 outcome.turn = await engine.run_turn(settings.mix, conversation)
             except MoaError as error:
                 outcome.status, outcome.error = "failed", error
+                outcome.failures = tuple(getattr(error, "failures", ()))
                 outcome.turn = getattr(error, "turn", None) or engine.turn or outcome.turn
         except asyncio.CancelledError:
             outcome.status, outcome.turn = "interrupted", engine.turn or outcome.turn

@@ -79,6 +79,12 @@ MIGRATIONS = [
     ALTER TABLE proposals_v4 RENAME TO proposals;
     CREATE INDEX proposals_turn ON proposals (turn_id, round, idx);
     """,
+    # 5: why a call did not answer, as a value: its Failure's kind ("http", "timeout", "cut", ...)
+    # and HTTP status, so history and exports never have to read the error's wording.
+    """
+    ALTER TABLE proposals ADD COLUMN failure_kind TEXT;
+    ALTER TABLE proposals ADD COLUMN failure_status INTEGER;
+    """,
 ]
 
 STATUSES = ("ok", "failed", "interrupted")
@@ -371,11 +377,13 @@ class Store:
             # or an error quoting a key must neither lose the turn nor end up in the file.
             c.executemany(
                 "INSERT INTO proposals (turn_id, round, idx, role, model, status, text, error, prompt_tokens,"
-                " completion_tokens, started, first_token, finished, finish_reason)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(turn_id, p.call.round, p.call.index, p.call.role, p.call.label, p.status, p.text, _scrub(p.error),
+                " completion_tokens, started, first_token, finished, finish_reason, failure_kind, failure_status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(turn_id, p.call.round, p.call.index, p.call.role, p.call.label, p.status, p.text,
+                  _scrub(p.failure.describe()) if p.failure else None,
                   _count(p.usage.prompt_tokens), _count(p.usage.completion_tokens), _real(p.started),
-                  _real(p.first_token), _real(p.finished), p.finish_reason)
+                  _real(p.first_token), _real(p.finished), p.finish_reason,
+                  p.failure.kind.value if p.failure else None, _status(p.failure.status) if p.failure else None)
                  for p in r.calls()],
             )
             if replaces is not None:
@@ -442,6 +450,11 @@ class Store:
                 lines += [f"**Error:** {t.error}", ""]
             lines += [f"*{_facts(t)}*", ""]
         return "\n".join(lines)
+
+
+def _status(value) -> int | None:
+    """An HTTP status as stored: a whole number from 100 to 999, or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 999 else None
 
 
 def _scrub(error: str | None) -> str | None:

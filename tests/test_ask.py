@@ -185,7 +185,8 @@ def test_json_on_a_failed_turn_still_prints_every_answer_that_arrived(moa, serve
     assert data["error"].startswith("aggregator openai:agg failed")
     assert data["final"] == ""
     assert [a["status"] for a in data["rounds"][0]] == ["ok", "ok", "ok"]
-    assert data["aggregator"]["status"] == "failed" and data["aggregator"]["error_status"] == 400
+    assert data["aggregator"]["status"] == "failed"
+    assert (data["aggregator"]["failure"]["kind"], data["aggregator"]["failure"]["status"]) == ("http", 400)
 
 
 def test_ask_continue_keeps_a_failed_turns_answers_in_the_session(moa, server):

@@ -54,7 +54,7 @@ def test_a_listener_that_raises_mid_turn_changes_no_model_result():
     assert outcome.status == "ok" and outcome.error is None
     assert outcome.turn.final.strip() == "agg says hello"
     assert [r.status for r in outcome.turn.rounds[0]] == ["ok", "ok"]
-    assert all(r.error is None for r in outcome.turn.calls())
+    assert all(r.failure is None for r in outcome.turn.calls())
     assert len(outcome.output_errors) == 1 and outcome.output_errors[0].errno == 28
     assert "".join(seen).count("hello") == 3  # the other listener heard the whole turn
 

@@ -220,6 +220,8 @@ def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOut
         "item": item.id,
         "status": outcome.status,
         "error": redact(str(outcome.error)) if outcome.error else None,
+        # The calls' failures that decided a failed turn, as values: report and scripts count kinds.
+        "failures": [{"model": f.label, "kind": f.kind.value, "status": f.status} for f in outcome.failures],
         "latency": round(turn.elapsed, 4),
         "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
         "cost": None if unpriced else round(dollars, 8),
@@ -228,7 +230,8 @@ def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOut
         record["fallback"] = turn.fallback
         # Every round the strategy ran; `role` tells answers from reviews (peer review).
         record["references"] = [{"model": r.call.label, "round": r.call.round, "role": str(r.call.role),
-                                 "status": r.status, "output": r.text}
+                                 "status": r.status, "output": r.text,
+                                 "failure_kind": r.failure.kind.value if r.failure else None}
                                 for layer in turn.rounds for r in layer]
     return record
 

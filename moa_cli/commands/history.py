@@ -93,9 +93,19 @@ def proposals_markdown(turn: TurnRecord) -> str:
             continue
         role = f" · {p['role']}" if p["role"] != Role.REFERENCE else ""  # a review is no answer
         lines += ["", f"### {_escape_md(p['model'])} · round {p['round']}{role} · {p['status']}"
+                  + _failure_note(p)
                   + (" · truncated at max_tokens" if p.get("finish_reason") == "length" else ""), "",
                   p["text"] or f"*({_escape_md(p.get('error') or 'no text')})*"]
     return "\n".join(lines).strip("\n")
+
+
+def _failure_note(proposal: dict) -> str:
+    """` (http 500)`, ` (timeout)`: the stored failure's kind and status (none before schema 5)."""
+    kind = proposal.get("failure_kind")
+    if not kind or kind == proposal["status"]:  # "cut" and "cancelled" already say it all
+        return ""
+    status = proposal.get("failure_status")
+    return f" ({_escape_md(str(kind))}{f' {status}' if status is not None else ''})"
 
 
 def _escape_md(text: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import AsyncIterator, Callable, Mapping
 
 from ..errors import ModelNotFound, MoaError, ProviderError, UsageError
+from ..failure import FailureKind
 from .base import ChatRequest, Chunk, Usage
 
 BUILTIN = "smollm2"
@@ -167,8 +168,10 @@ class LocalProvider:
             return error
         if isinstance(error, ImportError):
             return UsageError(INSTALL_HINT)
-        detail = " ".join(str(error).split())[:200]
-        return ProviderError(f"{self.name}:{model}: {type(error).__name__}: {detail}", provider=self.name, model=model)
+        detail = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+        # llama.cpp failed in this process: no network involved, so the kind is internal.
+        return ProviderError(f"{self.name}:{model}: {detail}", provider=self.name, model=model, detail=detail,
+                             kind=FailureKind.INTERNAL)
 
     async def list_models(self) -> list[str]:
         return [BUILTIN, *self.aliases]

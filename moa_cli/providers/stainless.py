@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import AsyncIterator
 
 from ..errors import AuthError, ModelNotFound, ProviderError
+from ..failure import FailureKind
 from ..secrets import redact
 from .base import ChatRequest, Chunk, Usage
 
@@ -92,10 +93,8 @@ class StainlessProvider:
             if not done:
                 # The connection ended without [DONE] or a finish_reason: the server or a proxy
                 # dropped it mid-answer. The text so far is a fragment, worth trying again.
-                raise ProviderError(
-                    f"{where}: the stream ended before the answer was complete",
-                    provider=self.name, model=request.model, retryable=True,
-                )
+                raise _error(where, "the stream ended before the answer was complete", FailureKind.CONNECTION,
+                             provider=self.name, model=request.model, retryable=True)
         except ProviderError as error:  # raised above, from what the server sent: may quote a key
             raise self.scrub(error) from None
         except Exception as error:  # noqa: BLE001 - translated at the boundary, never leaked
@@ -122,6 +121,7 @@ class StainlessProvider:
     def scrub(self, error: ProviderError) -> ProviderError:
         """The error with this provider's secrets removed from its message, in any encoding."""
         error.message = redact(error.message, self._secrets)
+        error.detail = redact(error.detail, self._secrets)
         error.args = (error.message,)
         return error
 
@@ -133,41 +133,41 @@ class StainlessProvider:
         # The SDK wraps transport errors raised while sending; ones raised while reading a stream
         # may arrive as the HTTP library's own classes (httpx or httpx2), matched here by name.
         if isinstance(error, getattr(sdk, "APITimeoutError", ())) or "TimeoutException" in kinds:
-            return ProviderError(f"{where}: timed out", provider=self.name, model=model, retryable=True)
+            return _error(where, "timed out", FailureKind.TIMEOUT, provider=self.name, model=model, retryable=True)
         if "TransportError" in kinds:
-            return ProviderError(
-                f"{where}: connection lost ({_short(str(error) or type(error).__name__)})",
-                provider=self.name, model=model, retryable=True,
-            )
+            return _error(where, f"connection lost ({_short(str(error) or type(error).__name__)})",
+                          FailureKind.CONNECTION, provider=self.name, model=model, retryable=True)
         if isinstance(error, getattr(sdk, "APIConnectionError", ())):
-            return ProviderError(
-                f"{where}: cannot connect ({_cause(error)})", provider=self.name, model=model, retryable=True
-            )
+            return _error(where, f"cannot connect ({_cause(error)})", FailureKind.CONNECTION,
+                          provider=self.name, model=model, retryable=True)
         if status is None:
-            return ProviderError(
-                f"{where}: {type(error).__name__}: {_short(str(error))}", provider=self.name, model=model
-            )
+            return _error(where, f"{type(error).__name__}: {_short(str(error))}", FailureKind.INTERNAL,
+                          provider=self.name, model=model)
         detail = _short(_body_message(error))
         kwargs = dict(provider=self.name, model=model, status=status)
         redirect = _redirect(error)
         if redirect or 300 <= status < 400:
             # The SDK follows redirects; what failed is the address it was sent to, not the model.
-            return ProviderError(
-                f"{where}: the server redirected the request ({redirect or f'HTTP {status}'}) and it failed"
+            return _error(
+                where, f"the server redirected the request ({redirect or f'HTTP {status}'}) and it failed"
                 f"{f' there with HTTP {status}' if status >= 400 else ''}; set base_url to the API's own address",
-                **kwargs,
+                FailureKind.HTTP, **kwargs,
             )
         if status in (401, 403):
-            return AuthError(f"{where}: HTTP {status}, the API key was rejected ({detail})", **kwargs)
+            return _error(where, f"HTTP {status}, the API key was rejected ({detail})", FailureKind.HTTP,
+                          cls=AuthError, **kwargs)
         if status == 404:
-            return ModelNotFound(f"{where}: HTTP 404, unknown model '{model}' on provider '{self.name}' ({detail})", **kwargs)
+            return _error(where, f"HTTP 404, unknown model '{model}' on provider '{self.name}' ({detail})",
+                          FailureKind.HTTP, cls=ModelNotFound, **kwargs)
         retryable = status == 429 or status >= 500 or status == 408
-        return ProviderError(
-            f"{where}: HTTP {status} ({detail})",
-            retryable=retryable,
-            retry_after=_retry_after(error),
-            **kwargs,
-        )
+        return _error(where, f"HTTP {status} ({detail})", FailureKind.HTTP, retryable=retryable,
+                      retry_after=_retry_after(error), **kwargs)
+
+
+def _error(where: str, detail: str, kind: FailureKind, cls: type[ProviderError] = ProviderError,
+           **kwargs) -> ProviderError:
+    """A ProviderError of `kind` whose message names the call (`where`) once, before `detail`."""
+    return cls(f"{where}: {detail}", detail=detail, kind=kind, **kwargs)
 
 
 def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chunk | None, bool]:
@@ -177,14 +177,15 @@ def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chun
     try:
         payload = json.loads(data)
     except ValueError:
-        raise ProviderError(f"{where}: the server sent a malformed stream event ({_short(data, 80)})",
-                            provider=provider, model=model, retryable=True) from None
+        raise _error(where, f"the server sent a malformed stream event ({_short(data, 80)})", FailureKind.INTERNAL,
+                     provider=provider, model=model, retryable=True) from None
     if not isinstance(payload, dict):
         return None, False
     error = payload.get("error")
     if error:
         message = error.get("message") if isinstance(error, dict) else str(error)
-        raise ProviderError(f"{where}: error in the stream ({_short(str(message))})", provider=provider, model=model)
+        raise _error(where, f"error in the stream ({_short(str(message))})", FailureKind.HTTP,
+                     provider=provider, model=model)
     text, reason = "", None
     choices = payload.get("choices") or ()
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):

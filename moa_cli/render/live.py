@@ -17,7 +17,8 @@ from typing import Mapping
 from rich.console import Console
 from rich.text import Text
 
-from ..events import Call, CallDelta, CallFinished, CallProgress, CallRestarted, CallStarted, Event, TurnResult
+from ..events import (Call, CallDelta, CallFinished, CallProgress, CallRestarted, CallStalled, CallStarted, Event,
+                      TurnResult)
 from ..sanitize import one_line_safe, terminal_safe
 from ..strategies import Role
 from .mdstream import MarkdownStream, Piece, markdown
@@ -93,6 +94,10 @@ class LiveRenderer:
                 self._answer, self._agg_tokens = MarkdownStream(self.console), 0
             elif (panel := self._panels.get(event.call)) is not None:
                 panel.text, panel.tokens = "", 0
+        elif isinstance(event, CallStalled):
+            force = True
+            if (panel := self._panels.get(event.call)) is not None:
+                panel.stalled(event)
         elif isinstance(event, CallFinished):
             force = True
             if (panel := self._panels.get(event.call)) is not None:

@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..events import Call, CallResult
+from ..events import Call, CallResult, CallStalled
 from ..sanitize import one_line_safe, terminal_safe
 from ..strategies import Role
 from .summary import truncated
@@ -22,7 +22,6 @@ from .summary import truncated
 PANEL_LINES = 6  # text lines of a panel when there is room
 MIN_PANEL_WIDTH = 28
 MAX_COLUMNS = 4
-SILENT_WARN = 5.0  # seconds without a token, once half the round is done, before a panel says so
 TAIL_CHARS = 4000  # only the end of an answer can show in a panel
 
 STATUS_STYLE = {"running": "yellow", "ok": "green", "failed": "red", "cut": "magenta", "cancelled": "red",
@@ -39,12 +38,19 @@ class ProposalPanel:
     started: float = field(default_factory=time.monotonic)
     last_token: float | None = None
     result: CallResult | None = None
+    # The engine said this call went quiet (CallStalled), and when it will cut it: shown until the
+    # call speaks again.
+    cut_at: float | None = None
 
     def add(self, text: str) -> None:
         self.text = (self.text + terminal_safe(text))[-TAIL_CHARS:]
         self.tokens += 1
         self.last_token = time.monotonic()
         self.note = ""
+        self.cut_at = None
+
+    def stalled(self, event: CallStalled) -> None:
+        self.cut_at = time.monotonic() + event.cut_in
 
     @property
     def state(self) -> str:
@@ -54,16 +60,16 @@ class ProposalPanel:
             return "truncated"
         return self.result.status
 
-    def status(self, now: float, round_half_done: bool) -> Text:
+    def status(self, now: float) -> Text:
         """The panel's subtitle: what it is doing, how long it took, how many tokens."""
         result = self.result
         if result is None:
             parts = [f"{now - self.started:.1f}s", f"{self.tokens} tok"]
-            silent = now - (self.last_token or self.started)
             if self.note and not self.tokens:
                 parts.insert(0, self.note)
-            elif round_half_done and silent >= SILENT_WARN:
-                parts.append(f"no tokens for {silent:.0f}s, may be cut")
+            if self.cut_at is not None:
+                silent = now - (self.last_token or self.started)
+                parts.append(f"no tokens for {silent:.0f}s, cut in {max(self.cut_at - now, 0):.0f}s")
             return Text(" · ".join(parts), style="yellow")
         took = f"{(result.finished or 0) - (result.started or 0):.1f}s"
         tokens = f"{result.usage.completion_tokens or self.tokens} tok"
@@ -89,12 +95,7 @@ class ProposalPanel:
 
 def short_reason(result: CallResult) -> str:
     """`HTTP 500`, `timed out`, `cut: too slow`: the failure in a few words, without the label."""
-    error = one_line_safe(result.error or result.status).removeprefix(f"{one_line_safe(result.call.label)}: ")
-    if result.status == "cut":
-        return "cut: " + error.removeprefix("cut: ").split(" for the round")[0]
-    if error.startswith("HTTP "):
-        return " ".join(error.split()[:2]).rstrip(",")
-    return error if len(error) <= 32 else error[:31] + "…"
+    return one_line_safe(result.failure.describe(short=True) if result.failure else result.status)
 
 
 def panel_titles(calls: list[Call]) -> dict[Call, Text]:
@@ -135,19 +136,17 @@ class PanelGrid:
         if not self.panels:
             return
         now = time.monotonic()
-        done = sum(p.result is not None and p.result.status == "ok" for p in self.panels)
-        half = done * 2 >= len(self.panels)
         width = options.max_width
         per_row = max(1, min(len(self.panels), width // MIN_PANEL_WIDTH, MAX_COLUMNS))
         grid_rows = -(-len(self.panels) // per_row)
         height = min(PANEL_LINES + 2, self.rows // grid_rows)
         if height < 3:
             per_row = max(1, min(len(self.panels), -(-len(self.panels) // max(self.rows, 1)), width // 20))
-            lines = [Text.assemble(p.title, " ", p.status(now, half)) for p in self.panels]
+            lines = [Text.assemble(p.title, " ", p.status(now)) for p in self.panels]
             yield _grid(lines, per_row, no_wrap=True, overflow="ellipsis")
             return
         cell = (width - (per_row - 1)) // per_row
-        yield _grid([p.render(console, cell, height - 2, p.status(now, half)) for p in self.panels], per_row)
+        yield _grid([p.render(console, cell, height - 2, p.status(now)) for p in self.panels], per_row)
 
 
 def _grid(cells: list, per_row: int, **column_options) -> Table:

@@ -6,6 +6,7 @@ from typing import Mapping
 
 from ..config.catalog import turn_cost
 from ..events import CallFinished, CallResult, Notice, TurnResult
+from ..failure import FailureKind
 from ..sanitize import one_line_safe
 from ..strategies import Role
 
@@ -49,8 +50,8 @@ def warning_for(event) -> str | None:
 
 
 def describe_failure(result: CallResult) -> str:
-    label = result.call.label
-    error = (result.error or "").removeprefix(f"{label}: ")  # errors already start with the label
-    if result.status == "cut":  # the engine's reason already says "cut: ..."
-        return f"reference {label} (round {result.call.round}) was {error}; dropped from the round"
-    return f"reference {label} (round {result.call.round}) failed: {error}; dropped from the round"
+    label, failure = result.call.label, result.failure
+    reason = failure.describe() if failure else result.status
+    if failure is not None and failure.kind is FailureKind.CUT:  # a cut's description says "cut: ..."
+        return f"reference {label} (round {result.call.round}) was {reason}; dropped from the round"
+    return f"reference {label} (round {result.call.round}) failed: {reason}; dropped from the round"

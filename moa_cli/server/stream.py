@@ -70,7 +70,8 @@ class ReferenceNarrator:
     def _footer(self, result: CallResult) -> str:
         if result.status == "ok":
             return "\n\n"
-        return f"\n[{result.status}: {redact(result.error or result.status)}]\n\n"
+        reason = result.failure.describe() if result.failure else result.status
+        return f"\n[{result.status}: {redact(reason)}]\n\n"
 
 
 class TurnStream:
