@@ -1,7 +1,7 @@
 """The slash commands of `moa chat`.
 
 One table drives dispatch, /help and Tab completion, so adding a command is adding a row. Every
-command that changes the mix goes through `Chat.change`, i.e. `Settings.with_overrides`, so a
+command that changes the mix goes through `ChatState.change`, i.e. `Settings.with_overrides`, so a
 value is checked exactly as the same flag would be on the command line.
 """
 
@@ -11,26 +11,54 @@ import asyncio
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Protocol
 
 from .errors import UsageError
 from .files import write_atomic
 
 if TYPE_CHECKING:
-    from .repl import Chat
+    from .config import Settings
+    from .store import Store, TurnRecord
 
 QUIT = object()  # what /exit returns to end the chat
+
+
+class ChatState(Protocol):
+    """What a slash command may see and do of the chat it runs in (`repl.Chat` is one). The
+    commands depend on this, not on the REPL, so `repl` imports `slash` and never the reverse."""
+
+    piped: bool  # input comes from a pipe: output goes to stderr, no Rich rendering
+    show_proposers: bool
+
+    @property
+    def settings(self) -> "Settings": ...
+
+    @property
+    def store(self) -> "Store | None": ...
+
+    @property
+    def session_id(self) -> int | None: ...
+
+    def turns(self) -> "list[TurnRecord]": ...
+
+    def say(self, text: str) -> None: ...
+
+    def ask(self, question: str, replaces: "TurnRecord | None" = None) -> Awaitable: ...
+
+    def change(self, **change) -> Awaitable[None]: ...
+
+    def new(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class Command:
     arg: str  # the argument as /help shows it; "" = none, "[...]" = optional
     help: str
-    run: Callable[["Chat", str], object]  # may return a coroutine; QUIT ends the chat
-    choices: Callable[["Chat"], list[str]] | None = None  # what Tab offers for the argument
+    run: Callable[["ChatState", str], object]  # may return a coroutine; QUIT ends the chat
+    choices: Callable[["ChatState"], list[str]] | None = None  # what Tab offers for the argument
 
 
-def _setting(field: str, parse: Callable[[str], object]) -> Callable[["Chat", str], object]:
+def _setting(field: str, parse: Callable[[str], object]) -> Callable[["ChatState", str], object]:
     """A command that sets one Overrides field. A ValueError from `parse` becomes a usage error."""
     return lambda chat, arg: chat.change(**{field: parse(arg)})
 
@@ -62,7 +90,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-async def dispatch(chat: "Chat", text: str):
+async def dispatch(chat: "ChatState", text: str):
     """Run one command line; whatever goes wrong is a one-line UsageError and the chat goes on."""
     name, _, arg = text.partition(" ")
     command = COMMANDS.get(name.lower())
@@ -79,7 +107,7 @@ async def dispatch(chat: "Chat", text: str):
     return await outcome if asyncio.iscoroutine(outcome) else outcome
 
 
-def completions(chat: "Chat", text: str) -> Iterator[tuple[str, int]]:
+def completions(chat: "ChatState", text: str) -> Iterator[tuple[str, int]]:
     """(completion, how many characters it replaces) for a line starting with '/'."""
     if not text.startswith("/") or "\n" in text:
         return  # never complete inside a message
@@ -95,7 +123,7 @@ def completions(chat: "Chat", text: str) -> Iterator[tuple[str, int]]:
 # ---------------------------------------------------------------- the commands
 
 
-def retry(chat: "Chat"):
+def retry(chat: "ChatState"):
     turns = chat.turns()
     if not turns:
         raise UsageError("/retry: nothing to retry yet")
@@ -108,7 +136,7 @@ def retry(chat: "Chat"):
     return chat.ask(answered.question, replaces=answered)
 
 
-def history(chat: "Chat") -> None:
+def history(chat: "ChatState") -> None:
     turns = chat.turns()
     for t in turns:
         status = "replaced" if t.replaced_by else t.status
@@ -117,7 +145,7 @@ def history(chat: "Chat") -> None:
         chat.say("no turns yet")
 
 
-def proposals(chat: "Chat", arg: str) -> None:
+def proposals(chat: "ChatState", arg: str) -> None:
     from .commands.history import proposals_markdown
     from .sanitize import terminal_safe
 
@@ -137,7 +165,7 @@ def proposals(chat: "Chat", arg: str) -> None:
         chat.say(text)
 
 
-def usage(chat: "Chat") -> None:
+def usage(chat: "ChatState") -> None:
     turns = chat.turns()
     tokens_in, tokens_out = sum(t.prompt_tokens for t in turns), sum(t.completion_tokens for t in turns)
     dollars = sum(t.cost or 0.0 for t in turns)
@@ -146,7 +174,7 @@ def usage(chat: "Chat") -> None:
     chat.say(f"{len(turns)} turns · {tokens_in:,} in / {tokens_out:,} out tokens · {cost}")
 
 
-def save(chat: "Chat", file: str) -> None:
+def save(chat: "ChatState", file: str) -> None:
     if chat.session_id is None:
         raise UsageError("/save: nothing to save yet")
     path = Path(file).expanduser()
@@ -160,7 +188,7 @@ def save(chat: "Chat", file: str) -> None:
     chat.say(f"saved to {path}")
 
 
-def models(chat: "Chat") -> None:
+def models(chat: "ChatState") -> None:
     mix, options = chat.settings.mix, chat.settings.options
     chat.say(f"mix {mix.name} · {mix.rounds} round(s) · strategy {mix.strategy}")
     for number, layer in enumerate(mix.layers, 1):
@@ -171,14 +199,14 @@ def models(chat: "Chat") -> None:
              f" · multi-turn {_on(options.multi_turn)} · panels {_on(chat.show_proposers)}")
 
 
-def proposers(chat: "Chat", arg: str) -> None:
+def proposers(chat: "ChatState", arg: str) -> None:
     if arg.lower() not in ("", "on", "off"):
         raise ValueError(arg)
     chat.show_proposers = not chat.show_proposers if not arg else arg.lower() == "on"
     chat.say(f"reference panels {_on(chat.show_proposers)}")
 
 
-def show_help(chat: "Chat") -> None:
+def show_help(chat: "ChatState") -> None:
     for name, command in COMMANDS.items():
         chat.say(f"  {(name + ' ' + command.arg).ljust(24)} {command.help}")
     chat.say("  Enter sends · Alt-Enter (or Esc Enter) adds a line · Ctrl-C stops an answer · Ctrl-D leaves")
