@@ -146,7 +146,7 @@ def history(chat: "ChatState") -> None:
 
 
 def proposals(chat: "ChatState", arg: str) -> None:
-    from .commands.history import proposals_markdown
+    from .transcript import proposals_markdown
     from .sanitize import terminal_safe
 
     turns = chat.turns()

@@ -14,7 +14,6 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
 from pathlib import Path
 
 from .config import paths
@@ -439,17 +438,9 @@ class Store:
                 d["mix_detail"] = json.loads(d.pop("mix_json")) if t.mix_json else None
                 out.append(d)
             return json.dumps({"session": asdict(info), "turns": out}, indent=2, ensure_ascii=False)
-        lines = [f"# {info.name or f'Session {info.id}'}", "",
-                 f"*{_when(info.created)} · mix {info.mix or '-'} · {len(turns)} turns*", ""]
-        for t in turns:
-            note = t.status if t.status != "ok" else "replaced by a retry" if t.replaced_by else ""
-            lines += [f"## Turn {t.seq}" + (f" ({note})" if note else ""), ""]
-            lines += [f"> {q}" if q else ">" for q in t.question.splitlines() or [""]] + [""]
-            lines += [t.final or "*(no answer)*", ""]
-            if t.error:
-                lines += [f"**Error:** {t.error}", ""]
-            lines += [f"*{_facts(t)}*", ""]
-        return "\n".join(lines)
+        from .transcript import markdown
+
+        return markdown(info, turns)
 
 
 def _status(value) -> int | None:
@@ -467,21 +458,3 @@ def _info(row: sqlite3.Row) -> SessionInfo:
     first = " ".join((row["first"] or "").split())
     preview = first if len(first) <= 60 else first[:59] + "…"
     return SessionInfo(row["id"], row["name"], row["created"], row["updated"], row["mix"], row["turns"], preview)
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
-
-
-def _facts(t: TurnRecord) -> str:
-    refs = list(dict.fromkeys(p["model"] for p in t.proposals if p["role"] == "reference"))
-    aggs = [p["model"] for p in t.proposals if p["role"] == "aggregator"]
-    parts = [f"{t.mix} mix" if t.mix else "", ", ".join(refs) + (f" → {aggs[0]}" if aggs else "")]
-    if t.fallback:
-        parts.append(f"fallback {t.fallback}")
-    parts.append(f"{t.prompt_tokens:,} in / {t.completion_tokens:,} out tokens")
-    if t.elapsed is not None:
-        parts.append(f"{t.elapsed:.1f}s")
-    if t.cost is not None:
-        parts.append(f"${t.cost:.4f}")
-    return " · ".join(p for p in parts if p)

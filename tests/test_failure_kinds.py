@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 
 from moa_cli import engine as engine_module
-from moa_cli.commands.history import proposals_markdown
+from moa_cli.transcript import proposals_markdown
 from moa_cli.config import Overrides, resolve
 from moa_cli.config.schema import Mix, ModelSettings, RunOptions
 from moa_cli.engine import Engine, ProviderPool

@@ -92,7 +92,7 @@ def test_export_markdown(store):
     store.add_turn(sid, "What is MoA?\n\nBriefly.", make_result(), status="ok", cost=0.5)
     store.add_turn(sid, "Stopped one", make_result(aggregate=False), status="interrupted")
     md = store.export(sid, "md")
-    assert md.startswith("# notes\n")
+    assert md.startswith(f"# Session {sid} 'notes'\n")
     assert "> What is MoA?\n>\n> Briefly." in md
     assert "The answer." in md
     assert "together:model-a, together:model-b → together:agg" in md

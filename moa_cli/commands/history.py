@@ -9,14 +9,14 @@ them is read as Rich markup.
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from ..errors import UsageError
 from ..output import warn
 from ..sanitize import json_dumps, one_line_safe, terminal_safe
 from ..store import SessionInfo, Store, TurnRecord
-from ..strategies import Role
+from .. import transcript
+from ..transcript import when
 
 ACTIONS = ("list", "show", "export", "delete")
 
@@ -49,7 +49,7 @@ def list_sessions(sessions: list[SessionInfo]) -> None:
         return
     if not sys.stdout.isatty():
         for s in sessions:
-            fields = (s.id, s.name or "-", _when(s.updated), s.mix or "-", s.turns, s.preview)
+            fields = (s.id, s.name or "-", when(s.updated), s.mix or "-", s.turns, s.preview)
             sys.stdout.write("\t".join(one_line_safe(str(f)) for f in fields) + "\n")  # one_line_safe: tabs become spaces
         return
     from rich.table import Table
@@ -60,13 +60,13 @@ def list_sessions(sessions: list[SessionInfo]) -> None:
         table.add_column(column, justify="right" if column in ("id", "turns") else "left",
                          overflow="ellipsis", no_wrap=column != "first question")
     for s in sessions:
-        cells = (str(s.id), s.name or "", _when(s.updated), s.mix or "", str(s.turns), s.preview)
+        cells = (str(s.id), s.name or "", when(s.updated), s.mix or "", str(s.turns), s.preview)
         table.add_row(*(Text(one_line_safe(c)) for c in cells))
     _console().print(table)
 
 
 def show(info: SessionInfo, turns: list[TurnRecord], proposals: bool) -> None:
-    text = terminal_safe(transcript(info, turns, proposals))
+    text = terminal_safe(transcript.markdown(info, turns, proposals=proposals))
     if sys.stdout.isatty():
         from ..render.mdstream import markdown
 
@@ -85,55 +85,10 @@ def safe_export(store: Store, session_id: int, fmt: str) -> str:
     return terminal_safe(text)
 
 
-def proposals_markdown(turn: TurnRecord) -> str:
-    """Every reference answer of one turn, in full, as Markdown (`/proposals`, `show --proposals`)."""
-    lines: list[str] = []
-    for p in turn.proposals:
-        if p["role"] == Role.AGGREGATOR:
-            continue
-        role = f" · {p['role']}" if p["role"] != Role.REFERENCE else ""  # a review is no answer
-        lines += ["", f"### {_escape_md(p['model'])} · round {p['round']}{role} · {p['status']}"
-                  + _failure_note(p)
-                  + (" · truncated at max_tokens" if p.get("finish_reason") == "length" else ""), "",
-                  p["text"] or f"*({_escape_md(p.get('error') or 'no text')})*"]
-    return "\n".join(lines).strip("\n")
-
-
-def _failure_note(proposal: dict) -> str:
-    """` (http 500)`, ` (timeout)`: the stored failure's kind and status (none before schema 5)."""
-    kind = proposal.get("failure_kind")
-    if not kind or kind == proposal["status"]:  # "cut" and "cancelled" already say it all
-        return ""
-    status = proposal.get("failure_status")
-    return f" ({_escape_md(str(kind))}{f' {status}' if status is not None else ''})"
-
-
-def _escape_md(text: str) -> str:
-    return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in one_line_safe(text))
-
-
 def _console():
     from ..render.live import make_console
 
     return make_console()
-
-
-def transcript(info: SessionInfo, turns: list[TurnRecord], proposals: bool = False) -> str:
-    """A session as Markdown: each question, its final answer and (optionally) every proposal."""
-    lines = [f"# Session {_label(info)}", "", f"*{_when(info.created)} · mix {info.mix or '-'} · {len(turns)} turns*"]
-    for t in turns:
-        note = t.status if t.status != "ok" else "replaced by a retry" if t.replaced_by else ""
-        lines += ["", f"## Turn {t.seq}" + (f" ({note})" if note else ""), ""]
-        lines += [f"> {line}" if line else ">" for line in t.question.splitlines() or [""]]
-        lines += ["", t.final or "*(no answer)*"]
-        if t.error:
-            lines += ["", f"**Error:** {t.error}"]
-        if proposals and (answers := proposals_markdown(t)):
-            lines += ["", answers]
-        lines += ["", f"*{t.prompt_tokens:,} in / {t.completion_tokens:,} out tokens"
-                  + (f" · {t.elapsed:.1f}s" if t.elapsed is not None else "")
-                  + (f" · ${t.cost:.4f}" if t.cost is not None else "") + "*"]
-    return "\n".join(lines)
 
 
 def export(text: str, output: str | None) -> None:
@@ -151,7 +106,3 @@ def export(text: str, output: str | None) -> None:
 def _label(info: SessionInfo) -> str:
     """`3 'notes'`: the session's name is stored outside text, so it is made one terminal-safe line."""
     return f"{info.id} '{one_line_safe(info.name)}'" if info.name else str(info.id)
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
