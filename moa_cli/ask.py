@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from . import signals
 from .config import Settings
-from .errors import EXIT_INTERRUPTED, EXIT_OK
+from .errors import EXIT_OK
 from .output import print_error
 from .output import exit_code_for_output, warn
 from .render import pick_renderer
@@ -29,22 +27,15 @@ def ask_once(
     renderer = pick_renderer(json_output=json_output, prices=service.settings.prices, force_plain=plain, raw=raw)
 
     async def run():
-        signals.cancel_on_sigterm(asyncio.current_task())
         try:
             return await service.run(text, listeners=[renderer])
         finally:
             await service.aclose()
 
     try:
-        outcome = asyncio.run(run())
-    except KeyboardInterrupt:
-        signals.show_cursor()
-        print_error("interrupted")  # the partial turn was saved by the service
-        return EXIT_INTERRUPTED
-    except asyncio.CancelledError:  # SIGTERM cancelled the turn; it was saved as interrupted
-        signals.show_cursor()
-        print_error("terminated")
-        return signals.EXIT_TERMINATED
+        outcome = signals.run_until_stopped(run)
+    except signals.Stopped as stopped:  # the partial turn was saved as interrupted by the service
+        return stopped.code
     finally:
         service.close()
     if outcome.output_errors:

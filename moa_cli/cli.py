@@ -37,7 +37,7 @@ Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", hel
 MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", help="Output token cap for every call. [default: the model's or the mix's]")]
 RefMaxTokens = Annotated[Optional[int], typer.Option("--reference-max-tokens", help="Output cap for reference models only.")]
 System = Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt for every model.")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Longest silence allowed between two pieces of an answer, seconds. [default: 60]")]
+Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Longest silence allowed between two pieces of an answer, seconds; connecting gets at most 10 s. [default: 60]")]
 Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors. [default: 2]")]
 MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut. [default: 1]")]
 Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut. [default: none; a reference silent for 2x the quorum's time, at least 15 s, is cut]")]

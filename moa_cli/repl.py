@@ -135,9 +135,7 @@ class Chat:
         mix = self.settings.mix
         if not self.settings.overrides.changes_models():
             return mix.name
-        refs = ",".join(dict.fromkeys(_model_name(m.label) for m in mix.layers[0])) if mix.layers else ""
-        text = f"{refs}→{_model_name(mix.aggregator.label)}" if refs else _model_name(mix.aggregator.label)
-        text += f" ×{mix.rounds}" if mix.rounds > 1 else ""
+        text = mix.describe(short=True)
         return text if len(text) <= 40 else text[:39] + "…"
 
     def say(self, text: str) -> None:
@@ -208,10 +206,6 @@ def _quiet_tty(enabled: bool):
         termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
-def _model_name(label: str) -> str:
-    return label.split(":", 1)[-1].rsplit("/", 1)[-1]
-
-
 # ---------------------------------------------------------------- entry point and input
 
 
@@ -231,19 +225,10 @@ def run_chat(settings: Settings, *, continue_last: bool = False, session_name: s
     piped = not sys.stdin.isatty()
     chat = Chat(service, piped, plain)
 
-    async def main() -> int:
-        signals.cancel_on_sigterm(asyncio.current_task())
-        return await chat.run(_piped_lines() if piped else _prompter(chat))
-
     try:
-        return asyncio.run(main())
-    except KeyboardInterrupt:  # Ctrl-C outside a turn, e.g. while a pipe is slow to send the next line
-        print_error("interrupted")
-        return EXIT_INTERRUPTED
-    except asyncio.CancelledError:  # SIGTERM: the turn in flight was saved as interrupted
-        signals.show_cursor()
-        print_error("terminated")
-        return signals.EXIT_TERMINATED
+        return signals.run_until_stopped(lambda: chat.run(_piped_lines() if piped else _prompter(chat)))
+    except signals.Stopped as stopped:  # the turn in flight, if any, was saved as interrupted
+        return stopped.code
     finally:
         service.close()
 

@@ -8,8 +8,42 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from typing import Awaitable, Callable, TypeVar
 
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM killed
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM ended a frontend's event loop; it was said on stderr. Exit with `code`."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def run_until_stopped(main: Callable[[], Awaitable[T]]) -> T:
+    """`asyncio.run(main())` for a frontend (ask, chat): SIGTERM cancels it the way Ctrl-C does,
+    so whatever was in flight is saved on the normal cancellation path; then the cursor shows
+    again, one line says why, and `Stopped` carries the exit code (130 or 143)."""
+    from .errors import EXIT_INTERRUPTED
+    from .output import print_error
+
+    async def guarded() -> T:
+        cancel_on_sigterm(asyncio.current_task())
+        return await main()
+
+    try:
+        return asyncio.run(guarded())
+    except KeyboardInterrupt:  # Ctrl-C outside a turn's own handling (e.g. waiting for piped input)
+        show_cursor()
+        print_error("interrupted")
+        raise Stopped(EXIT_INTERRUPTED) from None
+    except asyncio.CancelledError:  # SIGTERM cancelled the main task
+        show_cursor()
+        print_error("terminated")
+        raise Stopped(EXIT_TERMINATED) from None
 
 _terminated = False
 

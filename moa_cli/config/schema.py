@@ -32,6 +32,11 @@ class ModelSettings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def short_model_name(label: str) -> str:
+    """`together:meta-llama/Llama-3-70b` -> `Llama-3-70b`: a model as panels and prompts name it."""
+    return label.split(":", 1)[-1].rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class Mix:
     name: str
@@ -51,10 +56,13 @@ class Mix:
     def providers(self) -> set[str]:
         return {m.provider for m in self.models()}
 
-    def describe(self) -> str:
-        """The mix by its models, "a,b → agg ×2": how a mix changed by flags is named."""
-        refs = ",".join(dict.fromkeys(m.label for m in self.layers[0])) if self.layers else ""
-        text = f"{refs} → {self.aggregator.label}" if refs else self.aggregator.label
+    def describe(self, short: bool = False) -> str:
+        """The mix by its models: "p:a,p:b → p:agg ×2", how a mix changed by flags is named; with
+        `short`, "a,b→agg ×2" in short model names, for the chat prompt."""
+        name = short_model_name if short else str
+        arrow = "→" if short else " → "
+        refs = ",".join(dict.fromkeys(name(m.label) for m in self.layers[0])) if self.layers else ""
+        text = f"{refs}{arrow}{name(self.aggregator.label)}" if refs else name(self.aggregator.label)
         return text + (f" ×{self.rounds}" if self.rounds > 1 else "")
 
 
@@ -62,7 +70,10 @@ class Mix:
 class RunOptions:
     """How a turn runs, independent of which models run it."""
 
-    timeout: float = 60.0  # connect/read timeout per call, seconds
+    # The longest silence allowed between two pieces of an answer, seconds; connecting gets at most
+    # 10 s (providers/stainless.py CONNECT_TIMEOUT). The engine enforces it; the HTTP client's read
+    # timeout is set to it too.
+    timeout: float = 60.0
     # Total seconds a call may take, retries included. None: DEADLINE_FACTOR x its timeout, so a
     # server that keeps sending (a drip, endless keep-alives) cannot hold a turn forever.
     deadline: float | None = None

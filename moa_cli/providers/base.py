@@ -29,7 +29,7 @@ class ChatRequest:
     messages: tuple[dict, ...]  # OpenAI-style {"role", "content"} dicts; never mutated
     temperature: float | None = None
     max_tokens: int | None = None
-    timeout: float | None = None  # seconds allowed for connect and for each read
+    timeout: float | None = None  # the longest silence allowed, seconds: the HTTP read timeout (connect: at most 10 s)
     seed: int | None = None
     extra: dict = field(default_factory=dict)
 

@@ -22,7 +22,8 @@ from ..events import (Call, CallDelta, CallFinished, CallProgress, CallRestarted
 from ..sanitize import one_line_safe, terminal_safe
 from ..strategies import Role
 from .mdstream import MarkdownStream, Piece, markdown
-from .panels import PanelGrid, ProposalPanel, panel_titles, round_line, short_model, status_group
+from ..config.schema import short_model_name
+from .panels import PanelGrid, ProposalPanel, panel_titles, round_line, status_group
 from .region import LiveRegion
 from .summary import summary_line, truncated, warning_for
 
@@ -135,7 +136,7 @@ class LiveRenderer:
             return round_line(panels, self._round)
         if self._aggregator is None:
             return None
-        name = one_line_safe(short_model(self._aggregator.label))
+        name = one_line_safe(short_model_name(self._aggregator.label))
         elapsed = now - self._agg_started
         if self._agg_tokens == 0:
             note = f" · {self._agg_note}" if self._agg_note else ""

@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..config.schema import short_model_name
 from ..events import Call, CallResult, CallStalled
 from ..sanitize import one_line_safe, terminal_safe
 from ..strategies import Role
@@ -108,7 +109,7 @@ def panel_titles(calls: list[Call]) -> dict[Call, Text]:
     for call in calls:
         key = (call.round, call.label)
         seen[key] = seen.get(key, 0) + 1
-        title = Text(one_line_safe(short_model(call.label)), style="bold")
+        title = Text(one_line_safe(short_model_name(call.label)), style="bold")
         if counts[key] > 1:
             title.append(f" #{seen[key]}")
             if call.temperature is not None:
@@ -117,10 +118,6 @@ def panel_titles(calls: list[Call]) -> dict[Call, Text]:
         title.append(f" · r{call.round}" + ("" if call.role == Role.REFERENCE else f" {call.role}"), style="dim")
         titles[call] = title
     return titles
-
-
-def short_model(label: str) -> str:
-    return label.split(":", 1)[-1].rsplit("/", 1)[-1]
 
 
 class PanelGrid:
