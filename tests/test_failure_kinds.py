@@ -6,6 +6,7 @@ CallableProvider or the real SDK provider against the fake server."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 import sqlite3
@@ -340,3 +341,29 @@ def test_migration_5_adds_kind_and_status_to_an_older_database(tmp_path):
         assert (proposal["failure_kind"], proposal["failure_status"]) == (None, None)  # unknown, not guessed
         assert proposal["error"] == "openai:m1: HTTP 500 (old)"
         assert "(http" not in proposals_markdown(turn)
+
+
+# ------------------------------------------------------------------ what the panels show
+
+
+def test_a_panel_shows_the_engines_stall_until_the_call_speaks_and_its_failure_by_kind():
+    from rich.console import Console
+
+    from moa_cli.events import Call, CallDelta, CallResult, CallStarted
+    from moa_cli.render.live import LiveRenderer
+    from moa_cli.render.panels import short_reason
+
+    renderer = LiveRenderer({}, console=Console(file=io.StringIO(), width=100, height=30))
+    call = Call("reference", 1, 0, "openai:m1")
+    renderer(CallStarted(call))
+    panel = renderer._panels[call]
+    assert panel.cut_at is None
+    renderer(CallStalled(call, silent_for=5.0, cut_in=10.0))
+    assert panel.cut_at is not None  # shown as a countdown to the engine's cut
+    renderer(CallDelta(call, "back "))
+    assert panel.cut_at is None  # it spoke again: no longer at risk
+    renderer.close()
+    failure = Failure(FailureKind.HTTP, "HTTP 503 (overloaded, see https://status)", status=503)
+    assert short_reason(CallResult(call, "failed", failure=failure)) == "HTTP 503"
+    cut = Failure(FailureKind.CUT, "reworded freely: the panel never reads it")
+    assert short_reason(CallResult(call, "cut", failure=cut)) == "cut: too slow"
