@@ -71,7 +71,7 @@ class RunOptions:
     """How a turn runs, independent of which models run it."""
 
     # The longest silence allowed between two pieces of an answer, seconds; connecting gets at most
-    # 10 s (providers/stainless.py CONNECT_TIMEOUT). The engine enforces it; the HTTP client's read
+    # 10 s (providers/openai_style.py CONNECT_TIMEOUT). The engine enforces it; the HTTP client's read
     # timeout is set to it too.
     timeout: float = 60.0
     # Total seconds a call may take, retries included. None: DEADLINE_FACTOR x its timeout, so a

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from . import header_secrets
-from .stainless import StainlessProvider
+from .openai_style import OpenAIStyleProvider
 
 
-class OpenAICompatProvider(StainlessProvider):
+class OpenAICompatProvider(OpenAIStyleProvider):
     def __init__(self, name: str, api_key: str, base_url: str | None, headers: dict[str, str]):
         import openai
 
