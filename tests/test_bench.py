@@ -250,7 +250,8 @@ def test_failed_answers_are_counted_and_no_secret_is_written(moa, server, home, 
     assert rows["openai:r2"]["errors"] == 3 and rows["openai:r2"]["quality"] == 0.0
     assert rows["trio"]["errors"] == 0 and rows["trio"]["quality"] == round(1 / 3, 4)
     failed = [r for r in read_jsonl(out / "predictions.jsonl") if r["generator"] == "openai:r2"]
-    assert all(r["status"] == "failed" and "500" in r["error"] for r in failed)
+    assert all(r["status"] == "failed" and r["failures"] == [{"model": "openai:r2", "kind": "http", "status": 500}]
+               for r in failed)
     assert "3 answers failed" in result.stderr
     for path in out.iterdir():
         assert key not in path.read_bytes().decode(errors="replace"), path
