@@ -2,7 +2,9 @@
 
 A provider is anything with `name` and `stream(request)`; `stream` is an async generator of
 `Chunk`s. Text arrives in chunks with `text`; the last chunk may carry `usage`. Errors leave a
-provider only as `moa_cli.errors.ProviderError` (or a subclass): callers never see SDK types.
+provider only as `moa_cli.errors.ProviderError` (or a subclass) with its `kind` set (an HTTP
+status, a timeout, a lost connection, ...; see failure.py): callers never see SDK types, and
+never need to read the message to know what happened.
 """
 
 from __future__ import annotations
