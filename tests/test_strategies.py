@@ -371,7 +371,7 @@ def test_strategies_import_nothing_of_moa_but_its_error_types():
     probe = "import sys, moa_cli.strategies; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert {m for m in loaded if m.startswith("moa_cli.") and not m.startswith("moa_cli.strategies")} == {
-        "moa_cli.errors"}
+        "moa_cli.errors", "moa_cli.failure"}  # the error types, and the failure kinds they carry
 
 
 # ---------------------------------------------------------------- end to end

@@ -53,5 +53,5 @@ def describe_failure(result: CallResult) -> str:
     label, failure = result.call.label, result.failure
     reason = failure.describe() if failure else result.status
     if failure is not None and failure.kind is FailureKind.CUT:  # a cut's description says "cut: ..."
-        return f"reference {label} (round {result.call.round}) was {reason}; dropped from the round"
-    return f"reference {label} (round {result.call.round}) failed: {reason}; dropped from the round"
+        return f"{result.call.role} {label} (round {result.call.round}) was {reason}; dropped from the round"
+    return f"{result.call.role} {label} (round {result.call.round}) failed: {reason}; dropped from the round"
