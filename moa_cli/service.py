@@ -20,7 +20,8 @@ from . import prompts
 from .config import Settings, keystore
 from .config.catalog import DEFAULT_CONTEXT_WINDOW, turn_cost
 from .config.schema import Mix, ModelSettings
-from .engine import Engine, Listener, ProviderPool
+from .engine import Engine, Listener
+from .providers.pool import ProviderPool
 from .errors import MoaError
 from .events import TurnResult
 from .providers import build_provider

@@ -18,7 +18,7 @@ from typing import Protocol
 from ..config import Overrides, Settings
 from ..config.catalog import turn_cost
 from ..config.schema import Mix, ModelSettings
-from ..engine import ProviderPool
+from ..providers.pool import ProviderPool
 from ..secrets import redact, register_secrets
 from ..service import TurnOutcome, TurnService
 from . import judge as judging

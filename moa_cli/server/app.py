@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import Settings, keystore, secret_values
-from ..engine import ProviderPool
+from ..providers.pool import ProviderPool
 from ..secrets import redact, register_secrets
 from ..sanitize import json_dumps, one_line_safe
 from ..service import TurnService, open_pool
