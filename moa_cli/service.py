@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from . import prompts
 from .config import Settings, keystore
-from .config.catalog import DEFAULT_CONTEXT_WINDOW, turn_cost
+from .config.model_facts import DEFAULT_CONTEXT_WINDOW, turn_cost
 from .config.schema import Mix, ModelSettings
 from .engine import Engine, Listener
 from .providers.pool import ProviderPool

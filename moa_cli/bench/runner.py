@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Overrides, Settings
-from ..config.catalog import turn_cost
+from ..config.model_facts import turn_cost
 from ..config.schema import Mix, ModelSettings
 from ..providers.pool import ProviderPool
 from ..secrets import redact, register_secrets

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from ..config import keystore, load_settings, paths, secret_values
-from ..config.redact import redacted
+from ..config.redacted_view import redacted
 from ..config.toml_write import dump_toml
 from .. import strategies
 from ..errors import UsageError

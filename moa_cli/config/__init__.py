@@ -9,15 +9,15 @@ moa imports from here:
     resolve.py        layers everything into Settings
     settings.py       the Settings and Overrides values
     builtin_mixes.py  the built-in mixes, as config data
-    catalog.py        prices and context windows of known models
+    model_facts.py    prices and context windows of known models
     keystore.py       keys saved by `moa keys set`
     paths.py          where state lives (MOA_HOME relocates all of it)
-    redact.py         which strings are secrets; config data with them hidden
+    redacted_view.py  which strings are secrets; config data with them shown as ***
     toml_write.py     TOML output for `moa mixes show` and `moa config show`
 """
 
 from .loader import load_config_file, load_env, load_providers, load_settings
-from .redact import secret_values
+from .redacted_view import secret_values
 from .resolve import resolve
 from .schema import Mix, ModelSettings, RunOptions
 from .settings import Overrides, Settings

@@ -19,7 +19,7 @@ from ..errors import ConfigError, UsageError
 from .. import strategies
 from ..providers import (BUILTIN_PROVIDERS, KINDS, PROVIDER_NAME, ProviderSpec, check_base_url, find_key,
                          split_spec)
-from . import builtin_mixes, catalog, keystore
+from . import builtin_mixes, keystore, model_facts
 from .schema import (DEFAULTS_KEYS, ENV_NAME, MIX_KEYS, MODEL_KEYS, PROVIDER_KEYS, RUN_OPTION_KEYS, Mix,
                      ModelSettings, RunOptions)
 from .settings import Overrides, Settings
@@ -44,7 +44,7 @@ def resolve(
     check_shape(config, where)
     providers = providers_of(config, where)
     defaults = _defaults(config, where)
-    prices = {**catalog.BUILTIN_PRICES, **_pricing(config, providers, where)}
+    prices = {**model_facts.BUILTIN_PRICES, **_pricing(config, providers, where)}
     local_models = _local_models(config, where)
     user_mixes = config.get("mixes", {})
     known = {**builtin_mixes.BUILTIN_MIXES, **user_mixes}
@@ -313,7 +313,7 @@ def _resolve_mix(
         inline = {k: check_value(k, v, f"{prefix} {key}", ConfigError) for k, v in entry.items() if k != "model"}
         values = {**defaults_here, **mix_level, **per_model.get(label, {}), **inline}
         if values.get("context_window") is None:
-            values["context_window"] = catalog.CONTEXT_WINDOWS.get(label)
+            values["context_window"] = model_facts.CONTEXT_WINDOWS.get(label)
         return ModelSettings(provider=provider, model=model_id, **values)
 
     layers = tuple(
