@@ -4,7 +4,8 @@ One loader (`load_settings`), one schema (`schema.py`), one resolver (`resolve.p
 moa imports from here:
 
     loader.py         reads the environment, .env and the config file
-    schema.py         what each setting is and its allowed range; Mix, ModelSettings, RunOptions
+    options.py        the option table: every setting's name, type, bounds, help, default, scope
+    schema.py         the values settings resolve to (Mix, ModelSettings, RunOptions); config keys
     validate.py       checks single values against the schema
     resolve.py        layers everything into Settings
     settings.py       the Settings and Overrides values
@@ -16,13 +17,23 @@ moa imports from here:
     toml_write.py     TOML output for `moa mixes show` and `moa config show`
 """
 
-from .loader import load_config_file, load_env, load_providers, load_settings
-from .redacted_view import secret_values
-from .resolve import resolve
-from .schema import Mix, ModelSettings, RunOptions
-from .settings import Overrides, Settings
+import importlib
 
-__all__ = [
-    "Mix", "ModelSettings", "Overrides", "RunOptions", "Settings", "load_config_file", "load_env",
-    "load_providers", "load_settings", "resolve", "secret_values",
-]
+# Where each name this package hands out lives. Imported on first use, so that importing one
+# light module (options.py for the CLI's flags, paths.py) never loads the resolver.
+_EXPORTS = {
+    "Mix": "schema", "ModelSettings": "schema", "RunOptions": "schema",
+    "Overrides": "settings", "Settings": "settings",
+    "load_config_file": "loader", "load_env": "loader", "load_providers": "loader", "load_settings": "loader",
+    "resolve": "resolve", "secret_values": "redacted_view",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

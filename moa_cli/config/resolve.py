@@ -22,6 +22,7 @@ from ..providers import (BUILTIN_PROVIDERS, KINDS, PROVIDER_NAME, ProviderSpec, 
 from . import builtin_mixes, keystore, model_facts
 from .schema import (DEFAULTS_KEYS, ENV_NAME, MIX_KEYS, MODEL_KEYS, PROVIDER_KEYS, RUN_OPTION_KEYS, Mix,
                      ModelSettings, RunOptions)
+from .options import MODEL_OPTIONS
 from .settings import Overrides, Settings
 from .toml_write import toml_key
 from .validate import check_flags, check_shape, check_value, one_line, show
@@ -362,12 +363,12 @@ def _per_model_tables(tables, providers, prefix: str) -> dict[str, dict]:
 
 
 def apply_flags(mix: Mix, o: Overrides) -> Mix:
-    """Flags that set a value for every model go on top of everything else."""
-    common = dict(temperature=o.temperature, max_tokens=o.max_tokens, system=o.system, timeout=o.timeout)
-    layers = tuple(
-        tuple(m.with_(**common).with_(max_tokens=o.reference_max_tokens) for m in layer) for layer in mix.layers
-    )
-    return replace(mix, layers=layers, aggregator=mix.aggregator.with_(**common))
+    """Flags that set a value for every model (options of scope MODEL) go on top of everything else."""
+    given = [(option, getattr(o, option.name)) for option in MODEL_OPTIONS if getattr(o, option.name) is not None]
+    every = {option.model_field: value for option, value in given if not option.references_only}
+    references = {option.model_field: value for option, value in given if option.references_only}
+    layers = tuple(tuple(m.with_(**every).with_(**references) for m in layer) for layer in mix.layers)
+    return replace(mix, layers=layers, aggregator=mix.aggregator.with_(**every))
 
 
 def _stretch(layers: list, rounds: int) -> list:

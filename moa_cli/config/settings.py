@@ -3,37 +3,17 @@ Settings (everything a turn needs, resolved and immutable)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..providers import ProviderSpec
 from . import builtin_mixes
+from .options import FLAG_OPTIONS, Kind, Option
 from .schema import Mix, RunOptions
 
 
-@dataclass(frozen=True)
-class Overrides:
-    """What the command line asked for; None means "not given"."""
-
-    mix: str | None = None
-    references: tuple[str, ...] | None = None
-    aggregator: str | None = None
-    rounds: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    reference_max_tokens: int | None = None
-    system: str | None = None
-    timeout: float | None = None
-    deadline: float | None = None
-    retries: int | None = None
-    min_proposers: int | None = None
-    proposer_deadline: float | None = None
-    fallback: bool | None = None
-    concurrency: int | None = None
-    multi_turn: bool | None = None
-    log: bool | None = None
-
+class _OverridesMethods:
     @classmethod
     def from_flags(cls, *, references=None, **flags) -> "Overrides":
         """Overrides from command-line flags, by name: `-r a,b -r c` is three reference models.
@@ -42,6 +22,10 @@ class Overrides:
         if references is not None:
             refs = tuple(part.strip() for item in references for part in item.split(",") if part.strip())
         return cls(references=refs, **flags)
+
+    def given(self) -> dict[str, Any]:
+        """The values that were given, by option name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     def changes_models(self) -> bool:
         """Flags that replace a mix's models or rounds: what runs is then named by its models."""
@@ -56,8 +40,23 @@ class Overrides:
         base = self
         if newer.mix is not None:
             base = replace(base, references=None, aggregator=None, rounds=None)
-        return replace(base, **{f.name: getattr(newer, f.name) for f in fields(newer)
-                                if getattr(newer, f.name) is not None})
+        return replace(base, **newer.given())
+
+
+def _field_type(option: Option):
+    return (tuple[str, ...] if option.kind is Kind.MODELS else option.kind.value) | None
+
+
+# What the command line asked for, one field per option of the table (options.FLAG_OPTIONS);
+# None means "not given". Frozen and hashable: serve caches Settings per distinct Overrides.
+Overrides = make_dataclass(
+    "Overrides",
+    [(o.name, _field_type(o), field(default=None)) for o in FLAG_OPTIONS],
+    bases=(_OverridesMethods,),
+    frozen=True,
+)
+Overrides.__module__ = __name__
+Overrides.__doc__ = "What the command line asked for (one field per flag of options.py); None means not given."
 
 
 @dataclass(frozen=True)
