@@ -98,15 +98,15 @@ def bench(
     out: Annotated[Optional[str], typer.Option("--out", help="Output directory (default: moa-bench/SUITE-MIX).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: finished items are kept.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None,
-    sample: Annotated[Optional[int], typer.Option("--sample", help="N items picked at random (see --seed).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for --sample.")] = 0,
+    sample: Annotated[Optional[int], typer.Option("--sample", help="N items picked at random (see --sample-seed).")] = None,
+    sample_seed: Annotated[int, typer.Option("--sample-seed", help="Seed for picking the --sample items.")] = 0,
     judge: Annotated[Optional[str], typer.Option("--judge", help="Judge model for instruction sets, PROVIDER:MODEL.")] = None,
 ):
     """Is a mix worth its cost? Run a suite on the mix and on each of its models alone; report quality, latency and cost."""
     from .bench import command
 
     raise typer.Exit(command.run(suite, mix=mix, baselines=list(baseline or []), concurrency=concurrency, out=out,
-                                 resume=resume, limit=limit, sample=sample, seed=seed, judge=judge))
+                                 resume=resume, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge))
 
 
 @app.command()

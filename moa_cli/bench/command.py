@@ -61,7 +61,7 @@ DEFAULT_CONCURRENCY = 4
 
 
 def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int | None, out: str | None,
-        resume: bool, limit: int | None, sample: int | None, seed: int | None, judge: str | None) -> int:
+        resume: bool, limit: int | None, sample: int | None, sample_seed: int | None, judge: str | None) -> int:
     from rich.console import Console
 
     from ..config import Overrides, load_settings
@@ -79,7 +79,7 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     suite = load_suite(suite_name)
     if judge and suite.graded:
         raise UsageError(f"--judge: the {suite.name} suite is graded by its tests; a judge is for instruction sets")
-    items = select(suite.items, limit=limit, sample=sample, seed=seed)
+    items = select(suite.items, limit=limit, sample=sample, seed=sample_seed)
     systems = systems_for(settings, baselines)
     judge_as = judge_system(settings, judge) if judge else None
     if concurrency is None:
