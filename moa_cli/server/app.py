@@ -82,7 +82,7 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
         note["model"] = call.model
         if options.log_prompts:
             note["prompt"] = call.question
-        turn_settings = catalog.settings_for(call.model, call.temperature, call.max_tokens)
+        turn_settings = catalog.settings_for(call.model, call.overrides)
         return TurnResponse(call, TurnService(turn_settings, pool=shared["pool"]), options)
 
     async def api_error(request: Request, error: ApiError) -> Response:

@@ -28,7 +28,7 @@ class Catalog:
         self.mixes = {name: mix for name in settings.mix_names() if (mix := self._mix_settings(name)) is not None}
         self.labels = sorted({m.label for s in (settings, *self.mixes.values()) for m in s.mix.models()})
         self.model_ids = (DEFAULT, *(MIX_PREFIX + name for name in self.mixes), *self.labels)
-        # Settings per (model id, temperature, max_tokens): resolving a mix costs about a
+        # Settings per (model id, the request's options): resolving a mix costs about a
         # millisecond, paid once per distinct request shape instead of once per request.
         self.settings_for = lru_cache(maxsize=512)(self._settings_for)
 
@@ -38,7 +38,7 @@ class Catalog:
         except MoaError:
             return None
 
-    def _settings_for(self, model: str, temperature: float | None, max_tokens: int | None) -> Settings:
+    def _settings_for(self, model: str, overrides: Overrides = Overrides()) -> Settings:
         """The Settings a request for `model` runs with; ApiError 404 for an unknown model."""
         if model == DEFAULT:
             settings = self.base
@@ -51,10 +51,10 @@ class Catalog:
                 raise unknown_model() from None
         else:
             raise unknown_model()
-        if temperature is None and max_tokens is None:
+        if overrides == Overrides():
             return settings
         try:
-            return settings.with_overrides(Overrides(temperature=temperature, max_tokens=max_tokens))
+            return settings.with_overrides(overrides)
         except MoaError as error:
             raise ApiError(400, error.message) from None
 
