@@ -30,11 +30,13 @@ app = typer.Typer(
 Mix = Annotated[Optional[str], typer.Option("--mix", "-m", help="Named mix (see `moa mixes`).")]
 
 
-def _settings(overrides):
-    """Settings from the flags a command was given (an Overrides, see flags.table_options)."""
-    from .config import load_settings
+def _source_and_settings(overrides):
+    """This process's config source, and the Settings of the flags a command was given (an
+    Overrides, see flags.table_options)."""
+    from .config import load_source
 
-    return load_settings(overrides)
+    source = load_source()
+    return source, source.settings(overrides)
 
 
 ASK_EXAMPLES = """Examples:
@@ -71,7 +73,8 @@ def ask(
     from .inputs import prompt_from
 
     text = prompt_from(question)
-    raise typer.Exit(ask_once(_settings(overrides), text, json_output=json_output, plain=plain or raw, raw=raw,
+    _, settings = _source_and_settings(overrides)
+    raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain or raw, raw=raw,
                               continue_last=continue_, session_name=session))
 
 
@@ -86,7 +89,7 @@ def chat(
     """Chat with a Mixture-of-Agents: multi-turn, saved as a session. Piped stdin: one turn per line."""
     from .repl import run_chat
 
-    raise typer.Exit(run_chat(_settings(overrides), continue_last=continue_, session_name=session, plain=plain))
+    raise typer.Exit(run_chat(*_source_and_settings(overrides), continue_last=continue_, session_name=session, plain=plain))
 
 
 @app.command()

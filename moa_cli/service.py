@@ -51,7 +51,7 @@ def open_pool(settings: Settings) -> ProviderPool:
     stored = keystore.load_keys()
 
     def factory(name: str):
-        return build_provider(settings.providers[name], settings.env, stored, settings.local_models)
+        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models)
 
     pool = ProviderPool(factory, settings.options.concurrency)
     for name in sorted(settings.mix.providers()):

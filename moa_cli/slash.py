@@ -73,7 +73,7 @@ COMMANDS: dict[str, Command] = {
     "/models": Command("", "the references, aggregator and rounds in use", lambda c, a: models(c)),
     "/set": Command("[NAME VALUE]", "change any option `moa chat` takes as a flag (alone: list them)",
                     set_option, lambda c: [o.name.replace("_", "-") for o in settable()]),
-    "/mix": Command("NAME", "switch to a named mix", _alias("mix"), lambda c: c.settings.mix_names()),
+    "/mix": Command("NAME", "switch to a named mix", _alias("mix"), lambda c: c.source.mix_names()),
     "/references": Command("M[,M...]", "set the reference models", _alias("references")),
     "/aggregator": Command("M", "set the aggregator model", _alias("aggregator")),
     "/rounds": Command("N", "reference rounds (0 = aggregator alone)", _alias("rounds")),

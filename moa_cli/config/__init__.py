@@ -1,13 +1,16 @@
 """Configuration: flags + environment + .env + TOML -> one immutable Settings.
 
-One loader (`load_settings`), one schema (`schema.py`), one resolver (`resolve.py`). The rest of
-moa imports from here:
+A `ConfigSource` (the environment, .env and the config file) resolves flags into `Settings`, a
+pure value; the source, not the value, is asked again when flags change. The rest of moa
+imports from here:
 
     loader.py         reads the environment, .env and the config file
+    source.py         ConfigSource: resolving, the mixes it defines and where each comes from
+    sections/         one checker per config section: defaults, providers, mixes, pricing, local
+    layering.py       the flags on top of the checked config
     options.py        the option table: every setting's name, type, bounds, help, default, scope
     schema.py         the values settings resolve to (Mix, ModelSettings, RunOptions); config keys
-    validate.py       checks single values against the schema
-    resolve.py        layers everything into Settings
+    validate.py       checks single values against their option's rule
     settings.py       the Settings and Overrides values
     builtin_mixes.py  the built-in mixes, as config data
     model_facts.py    prices and context windows of known models
@@ -24,8 +27,8 @@ import importlib
 _EXPORTS = {
     "Mix": "schema", "ModelSettings": "schema", "RunOptions": "schema",
     "Overrides": "settings", "Settings": "settings",
-    "load_config_file": "loader", "load_env": "loader", "load_providers": "loader", "load_settings": "loader",
-    "resolve": "resolve", "secret_values": "redacted_view",
+    "load_config_file": "loader", "load_env": "loader", "load_providers": "loader", "load_settings": "source",
+    "load_source": "source", "ConfigSource": "source", "resolve": "source", "secret_values": "redacted_view",
 }
 __all__ = sorted(_EXPORTS)
 
