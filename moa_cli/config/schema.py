@@ -65,7 +65,7 @@ class Mix:
 class RunOptions:
     """How a turn runs, independent of which models run it. Defaults and meanings: options.py."""
 
-    timeout: float = default("timeout")  # connect/read timeout per call, seconds
+    timeout: float = default("timeout")  # the longest silence between two pieces of an answer, seconds
     # Total seconds a call may take, retries included. None: DEADLINE_FACTOR x its timeout, so a
     # server that keeps sending (a drip, endless keep-alives) cannot hold a turn forever.
     deadline: float | None = default("deadline")
