@@ -11,6 +11,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError
+from .flags import table_options
 from .output import print_error
 from .output import exit_code_for_output
 
@@ -25,36 +26,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# Flags shared by `ask` and `chat` (and later `serve`).
+# Flags of several commands that are not settings of a turn (those come from the option table).
 Mix = Annotated[Optional[str], typer.Option("--mix", "-m", help="Named mix (see `moa mixes`).")]
-References = Annotated[
-    Optional[List[str]],
-    typer.Option("--reference-models", "-r", help="Reference model, PROVIDER:MODEL; repeat or comma-separate."),
-]
-Aggregator = Annotated[Optional[str], typer.Option("--aggregator", "-a", help="Aggregator model.")]
-Rounds = Annotated[Optional[int], typer.Option("--rounds", help="Reference rounds before the aggregator; 0 = the aggregator alone. [default: the mix's, 1 for most]")]
-Temperature = Annotated[Optional[float], typer.Option("--temperature", "-t", help="Sampling temperature for every call.")]
-MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", help="Output token cap for every call. [default: the model's or the mix's]")]
-RefMaxTokens = Annotated[Optional[int], typer.Option("--reference-max-tokens", help="Output cap for reference models only.")]
-System = Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt for every model.")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Longest silence allowed between two pieces of an answer, seconds; connecting gets at most 10 s. [default: 60]")]
-Retries = Annotated[Optional[int], typer.Option("--retries", help="Extra tries on 429/5xx/connection errors. [default: 2]")]
-MinProposers = Annotated[Optional[int], typer.Option("--min-proposers", help="Answers a round needs before stragglers are cut. [default: 1]")]
-Deadline = Annotated[Optional[float], typer.Option("--proposer-deadline", help="Seconds into a round after which stragglers are cut. [default: none; a reference silent for 2x the quorum's time, at least 15 s, is cut]")]
-CallDeadline = Annotated[Optional[float], typer.Option(
-    "--deadline", help="Total seconds one call may take, retries included. [default: 5x --timeout]")]
-Fallback = Annotated[Optional[bool], typer.Option("--fallback/--no-fallback", help="On aggregator failure, answer with the best reference. [default: on]")]
-Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="Calls in flight per provider. [default: unlimited]")]
 
 
-Log = Annotated[Optional[bool], typer.Option("--log/--no-log", help="Save the turn in the sessions database (default on).")]
+def _source_and_settings(overrides):
+    """This process's config source, and the Settings of the flags a command was given (an
+    Overrides, see flags.table_options)."""
+    from .config import load_source
 
-
-def _settings(**flags):
-    """Settings from the flags a command was given, passed by name (see Overrides.from_flags)."""
-    from .config import Overrides, load_settings
-
-    return load_settings(Overrides.from_flags(**flags))
+    source = load_source()
+    return source, source.settings(overrides)
 
 
 ASK_EXAMPLES = """Examples:
@@ -76,14 +58,10 @@ CHAT_EXAMPLES = """Examples:
 
 
 @app.command(epilog=ASK_EXAMPLES)
+@table_options("ask")
 def ask(
     question: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' reads stdin. Piped stdin is prepended.")] = None,
-    mix: Mix = None, references: References = None, aggregator: Aggregator = None, rounds: Rounds = None,
-    temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
-    system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
-    proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
-    deadline: CallDeadline = None,
-    log: Log = None,
+    overrides=None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object with every answer.")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Plain text with the model's bytes exactly as sent (control characters kept).")] = False,
@@ -95,40 +73,23 @@ def ask(
     from .inputs import prompt_from
 
     text = prompt_from(question)
-    settings = _settings(
-        mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
-        max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
-        retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
-        concurrency=concurrency, deadline=deadline, log=log,
-    )
+    _, settings = _source_and_settings(overrides)
     raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain or raw, raw=raw,
                               continue_last=continue_, session_name=session))
 
 
 @app.command(epilog=CHAT_EXAMPLES)
+@table_options("chat")
 def chat(
-    mix: Mix = None, references: References = None, aggregator: Aggregator = None, rounds: Rounds = None,
-    temperature: Temperature = None, max_tokens: MaxTokens = None, reference_max_tokens: RefMaxTokens = None,
-    system: System = None, timeout: Timeout = None, retries: Retries = None, min_proposers: MinProposers = None,
-    proposer_deadline: Deadline = None, fallback: Fallback = None, concurrency: Concurrency = None,
-    deadline: CallDeadline = None,
-    multi_turn: Annotated[Optional[bool], typer.Option(
-        "--multi-turn/--no-multi-turn", help="Send earlier questions and answers as context (default on).")] = None,
+    overrides=None,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="Resume the last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Resume or create the named session.")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text answers, no live panels.")] = False,
-    log: Log = None,
 ):
     """Chat with a Mixture-of-Agents: multi-turn, saved as a session. Piped stdin: one turn per line."""
     from .repl import run_chat
 
-    settings = _settings(
-        mix=mix, references=references, aggregator=aggregator, rounds=rounds, temperature=temperature,
-        max_tokens=max_tokens, reference_max_tokens=reference_max_tokens, system=system, timeout=timeout,
-        retries=retries, min_proposers=min_proposers, proposer_deadline=proposer_deadline, fallback=fallback,
-        concurrency=concurrency, deadline=deadline, multi_turn=multi_turn, log=log,
-    )
-    raise typer.Exit(run_chat(settings, continue_last=continue_, session_name=session, plain=plain))
+    raise typer.Exit(run_chat(*_source_and_settings(overrides), continue_last=continue_, session_name=session, plain=plain))
 
 
 @app.command()
@@ -140,15 +101,15 @@ def bench(
     out: Annotated[Optional[str], typer.Option("--out", help="Output directory (default: moa-bench/SUITE-MIX).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: finished items are kept.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None,
-    sample: Annotated[Optional[int], typer.Option("--sample", help="N items picked at random (see --seed).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for --sample.")] = 0,
+    sample: Annotated[Optional[int], typer.Option("--sample", help="N items picked at random (see --sample-seed).")] = None,
+    sample_seed: Annotated[int, typer.Option("--sample-seed", help="Seed for picking the --sample items.")] = 0,
     judge: Annotated[Optional[str], typer.Option("--judge", help="Judge model for instruction sets, PROVIDER:MODEL.")] = None,
 ):
     """Is a mix worth its cost? Run a suite on the mix and on each of its models alone; report quality, latency and cost."""
     from .bench import command
 
     raise typer.Exit(command.run(suite, mix=mix, baselines=list(baseline or []), concurrency=concurrency, out=out,
-                                 resume=resume, limit=limit, sample=sample, seed=seed, judge=judge))
+                                 resume=resume, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge))
 
 
 @app.command()

@@ -33,6 +33,7 @@ from .events import (
 )
 from .config.schema import Mix, ModelSettings, RunOptions
 from .providers.base import ChatRequest, Provider, Usage
+from .providers.pool import ProviderPool
 from .strategies import Role
 
 Listener = Callable[[Event], None]
@@ -46,47 +47,6 @@ MAX_ROUNDS = 32
 # Once a round could go on without it, a reference that has sent nothing for this long is
 # reported stalled (CallStalled), so a display can say it risks the cut before it happens.
 STALL_WARN = 5.0
-
-
-class ProviderPool:
-    """One provider instance per name for the whole process, plus per-provider concurrency caps."""
-
-    def __init__(self, factory: Callable[[str], Provider], concurrency: int | None = None):
-        self._factory = factory
-        self._providers: dict[str, Provider] = {}
-        self._warm: set[str] = set()  # providers whose first-use work is done
-        self._limits: dict[str, asyncio.Semaphore] = {}
-        self._concurrency = concurrency
-
-    def get(self, name: str) -> Provider:
-        if name not in self._providers:
-            self._providers[name] = self._factory(name)
-        return self._providers[name]
-
-    def limit(self, name: str) -> asyncio.Semaphore | None:
-        if not self._concurrency:
-            return None
-        if name not in self._limits:
-            self._limits[name] = asyncio.Semaphore(self._concurrency)
-        return self._limits[name]
-
-    async def warm_up(self) -> None:
-        """Let every provider do its first-use work before a turn's calls start (once each)."""
-        for name, provider in list(self._providers.items()):
-            if name in self._warm:
-                continue
-            self._warm.add(name)
-            warm_up = getattr(provider, "warm_up", None)
-            if warm_up is not None:
-                try:
-                    await warm_up()
-                except Exception:  # noqa: BLE001 - a warm-up is an optimisation, never a failure
-                    pass
-
-    async def aclose(self) -> None:
-        for provider in self._providers.values():
-            await provider.aclose()
-        self._providers.clear()
 
 
 class _NullLimit:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Awaitable, Callable
 
 from . import signals, slash
-from .config import Overrides, Settings, paths
+from .config import ConfigSource, Overrides, Settings, paths
 from .errors import EXIT_INTERRUPTED, EXIT_OK, MoaError, UsageError
 from .output import print_error
 from .output import exit_code_for_output, warn
@@ -29,8 +29,8 @@ from .store import TurnRecord
 class Chat:
     """One conversation: a turn service (settings, provider pool, session) and how it is shown."""
 
-    def __init__(self, service: TurnService, piped: bool, plain: bool):
-        self.service, self.piped = service, piped
+    def __init__(self, service: TurnService, *, source: ConfigSource, piped: bool, plain: bool):
+        self.service, self.source, self.piped = service, source, piped
         self.plain = plain or piped
         self.show_proposers = True
         self.answered = False  # piped answers after the first are set apart by a blank line
@@ -118,7 +118,7 @@ class Chat:
 
     async def change(self, **change) -> None:
         """Re-resolve the settings with one more change; the flags and changes so far still apply."""
-        settings = self.settings.with_overrides(Overrides(**change))
+        settings = self.source.changed(self.settings, Overrides(**change))
         for notice in settings.all_notices():
             warn(notice)
         await self.service.use(settings)
@@ -209,7 +209,7 @@ def _quiet_tty(enabled: bool):
 # ---------------------------------------------------------------- entry point and input
 
 
-def run_chat(settings: Settings, *, continue_last: bool = False, session_name: str | None = None,
+def run_chat(source: ConfigSource, settings: Settings, *, continue_last: bool = False, session_name: str | None = None,
              plain: bool = False) -> int:
     service = open_service(settings, continue_last=continue_last, session_name=session_name)
     for notice in service.settings.all_notices():
@@ -223,7 +223,7 @@ def run_chat(settings: Settings, *, continue_last: bool = False, session_name: s
     elif session_name:
         warn(f"new session '{session_name.strip()}'")
     piped = not sys.stdin.isatty()
-    chat = Chat(service, piped, plain)
+    chat = Chat(service, source=source, piped=piped, plain=plain)
 
     try:
         return signals.run_until_stopped(lambda: chat.run(_piped_lines() if piped else _prompter(chat)))

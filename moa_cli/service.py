@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from . import prompts
 from .config import Settings, keystore
-from .config.catalog import DEFAULT_CONTEXT_WINDOW, turn_cost
+from .config.model_facts import DEFAULT_CONTEXT_WINDOW, turn_cost
 from .config.schema import Mix, ModelSettings
-from .engine import Engine, Listener, ProviderPool
+from .engine import Engine, Listener
+from .providers.pool import ProviderPool
 from .errors import MoaError
 from .events import TurnResult
 from .failure import Failure
@@ -54,7 +55,7 @@ def open_pool(settings: Settings) -> ProviderPool:
     stored = keystore.load_keys()
 
     def factory(name: str):
-        return build_provider(settings.providers[name], settings.env, stored, settings.local_models)
+        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models)
 
     pool = ProviderPool(factory, settings.options.concurrency)
     for name in sorted(settings.mix.providers()):

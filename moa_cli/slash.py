@@ -1,8 +1,10 @@
 """The slash commands of `moa chat`.
 
-One table drives dispatch, /help and Tab completion, so adding a command is adding a row. Every
-command that changes the mix goes through `ChatState.change`, i.e. `Settings.with_overrides`, so a
-value is checked exactly as the same flag would be on the command line.
+One table drives dispatch, /help and Tab completion, so adding a command is adding a row. `/set
+NAME VALUE` changes any option of the option table (config/options.py) that `moa chat` takes as
+a flag; /mix, /temperature and the like are its aliases. Every change goes through
+`ChatState.change`, i.e. the config source re-resolving the flags so far plus this one, so a value is
+checked exactly as the same flag would be on the command line.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Protocol
 
+from .config.options import FLAG_OPTIONS, Option, find
 from .errors import UsageError
 from .files import write_atomic
 
@@ -58,13 +61,30 @@ class Command:
     choices: Callable[["ChatState"], list[str]] | None = None  # what Tab offers for the argument
 
 
-def _setting(field: str, parse: Callable[[str], object]) -> Callable[["ChatState", str], object]:
-    """A command that sets one Overrides field. A ValueError from `parse` becomes a usage error."""
-    return lambda chat, arg: chat.change(**{field: parse(arg)})
+def settable() -> list[Option]:
+    """The options `/set` changes: every flag of `moa chat` (options.py)."""
+    return [o for o in FLAG_OPTIONS if "chat" in o.commands]
 
 
-def _models(arg: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in arg.replace(" ", ",").split(",") if part.strip())
+def set_option(chat: "ChatState", arg: str):
+    """`/set NAME VALUE`: one option of the table, parsed by its kind and checked like its flag.
+    A ValueError from parsing becomes a usage error (see dispatch)."""
+    name, _, value = arg.partition(" ")
+    option = find(name) if name else None
+    if not name:
+        for o in settable():
+            chat.say(f"  {o.name.replace('_', '-').ljust(22)} {o.help_text()}")
+        return None
+    if option is None or option not in settable():
+        raise UsageError(f"/set: unknown option {_short(name, 30)!r} (/set alone lists them)")
+    if not value.strip():
+        raise UsageError(f"usage: /set {name} VALUE ({option.describe_expected()})")
+    return chat.change(**{option.name: option.parse(value)})
+
+
+def _alias(name: str) -> Callable[["ChatState", str], object]:
+    """A command that is `/set NAME` under a shorter name (`/temperature 0.2`)."""
+    return lambda chat, arg: set_option(chat, f"{name} {arg}")
 
 
 COMMANDS: dict[str, Command] = {
@@ -79,12 +99,14 @@ COMMANDS: dict[str, Command] = {
     "/usage": Command("", "tokens and cost of this conversation so far", lambda c, a: usage(c)),
     "/save": Command("FILE", "export this conversation (Markdown, or JSON for *.json)", lambda c, a: save(c, a)),
     "/models": Command("", "the references, aggregator and rounds in use", lambda c, a: models(c)),
-    "/mix": Command("NAME", "switch to a named mix", _setting("mix", str), lambda c: c.settings.mix_names()),
-    "/references": Command("M[,M...]", "set the reference models", _setting("references", _models)),
-    "/aggregator": Command("M", "set the aggregator model", _setting("aggregator", str)),
-    "/rounds": Command("N", "reference rounds (0 = aggregator alone)", _setting("rounds", int)),
-    "/temperature": Command("X", "sampling temperature for every call", _setting("temperature", float)),
-    "/max-tokens": Command("N", "output cap for every call", _setting("max_tokens", int)),
+    "/set": Command("[NAME VALUE]", "change any option `moa chat` takes as a flag (alone: list them)",
+                    set_option, lambda c: [o.name.replace("_", "-") for o in settable()]),
+    "/mix": Command("NAME", "switch to a named mix", _alias("mix"), lambda c: c.source.mix_names()),
+    "/references": Command("M[,M...]", "set the reference models", _alias("references")),
+    "/aggregator": Command("M", "set the aggregator model", _alias("aggregator")),
+    "/rounds": Command("N", "reference rounds (0 = aggregator alone)", _alias("rounds")),
+    "/temperature": Command("X", "sampling temperature for every call", _alias("temperature")),
+    "/max-tokens": Command("N", "output cap for every call", _alias("max_tokens")),
     "/proposers": Command("[on|off]", "show or hide the reference panels", lambda c, a: proposers(c, a),
                           lambda c: ["on", "off"]),
 }

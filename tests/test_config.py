@@ -17,7 +17,7 @@ from moa_cli.strategies import messages as strategy_messages, templates
 from moa_cli.commands.config import EXAMPLE_CONFIG
 from moa_cli.config import builtin_mixes as mixes
 from moa_cli.config.toml_write import mix_to_toml
-from moa_cli.config import Overrides, resolve
+from moa_cli.config import ConfigSource, Overrides, resolve
 from moa_cli.errors import ConfigError, UsageError
 
 OPENAI_MIX = ["-r", "openai:m1,openai:m2", "-a", "openai:agg"]
@@ -223,12 +223,17 @@ def test_references_shorthand_and_rounds():
     assert [l[0].model for l in run(Overrides(mix="grow"), config).mix.layers] == ["a", "b", "b", "b"]
 
 
-def test_with_overrides_keeps_earlier_flags_and_a_new_mix_drops_old_models():
-    s = run(Overrides(mix="self-moa", temperature=0.5, references=("openai:x",)))
-    s2 = s.with_overrides(Overrides(max_tokens=40))
+def source_of(config_text: str = "", env=WITH_KEY) -> ConfigSource:
+    return ConfigSource(env, config_of(config_text), Path("/cfg/config.toml"))
+
+
+def test_a_change_keeps_earlier_flags_and_a_new_mix_drops_old_models():
+    source = source_of()
+    s = source.settings(Overrides(mix="self-moa", temperature=0.5, references=("openai:x",)), stored_keys={})
+    s2 = source.changed(s, Overrides(max_tokens=40))
     assert [m.label for m in s2.mix.layers[0]] == ["openai:x"]
     assert {(m.temperature, m.max_tokens) for m in s2.mix.models()} == {(0.5, 40)}
-    s3 = s2.with_overrides(Overrides(mix="moa-lite"))
+    s3 = source.changed(s2, Overrides(mix="moa-lite"))
     assert s3.mix.name == "moa-lite" and len(s3.mix.layers[0]) == 6  # -r belonged to the old mix
     assert {m.temperature for m in s3.mix.models()} == {0.5}  # -t sticks
 
@@ -240,7 +245,7 @@ def test_no_key_for_the_default_mix_runs_the_local_mix_with_a_notice():
     s = run(env={})
     assert s.mix.name == "local" and s.mix.providers() == {"local"}
     assert s.notices == () and "TOGETHER_API_KEY" in s.standin and "moa keys set together" in s.standin
-    assert s.with_overrides(Overrides(temperature=0.2)).all_notices() == ()  # said once
+    assert source_of(env={}).changed(s, Overrides(temperature=0.2)).all_notices() == ()  # said once
 
 
 @pytest.mark.parametrize("overrides, config_text, env, stored", [

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from moa_cli.engine import Engine, ProviderPool
+from moa_cli.engine import Engine
+from moa_cli.providers.pool import ProviderPool
 from moa_cli.errors import ProviderError, TurnFailed
 from moa_cli.events import CallDelta, CallFinished, CallRestarted, CallStarted, Notice
 from moa_cli.config.schema import Mix, ModelSettings, RunOptions

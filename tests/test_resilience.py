@@ -18,7 +18,8 @@ import pytest
 
 from conftest import wait_for
 from moa_cli import engine as engine_module
-from moa_cli.engine import Engine, ProviderPool
+from moa_cli.engine import Engine
+from moa_cli.providers.pool import ProviderPool
 from moa_cli.config.schema import Mix, ModelSettings, RunOptions
 from moa_cli.providers.openai_compat import OpenAICompatProvider
 

@@ -20,7 +20,7 @@ from serving import moa_serve  # noqa: F401 - a fixture
 
 from moa_cli import strategies
 from moa_cli.config import Overrides, resolve
-from moa_cli.engine import ProviderPool
+from moa_cli.providers.pool import ProviderPool
 from moa_cli.errors import ConfigError, ProviderError, UsageError
 from moa_cli.providers.base import CallableProvider
 from moa_cli.service import TurnService

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import MOA
 
 from moa_cli.config import Overrides, resolve
-from moa_cli.engine import ProviderPool
+from moa_cli.providers.pool import ProviderPool
 from moa_cli.events import CallDelta
 from moa_cli.providers.base import CallableProvider
 from moa_cli.service import TurnService

@@ -61,10 +61,10 @@ DEFAULT_CONCURRENCY = 4
 
 
 def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int | None, out: str | None,
-        resume: bool, limit: int | None, sample: int | None, seed: int | None, judge: str | None) -> int:
+        resume: bool, limit: int | None, sample: int | None, sample_seed: int | None, judge: str | None) -> int:
     from rich.console import Console
 
-    from ..config import Overrides, load_settings
+    from ..config import Overrides, load_source
     from . import report as reporting
     from .predictions import RunFiles
     from .runner import Runner, judge_system, open_shared_pool, systems_for
@@ -73,15 +73,16 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
         if value is not None and value < 1:
             raise UsageError(f"{name}: expected a whole number of at least 1")
-    settings = load_settings(Overrides(mix=mix))
+    source = load_source()
+    settings = source.settings(Overrides(mix=mix))
     for notice in settings.all_notices():
         warn(notice)
     suite = load_suite(suite_name)
     if judge and suite.graded:
         raise UsageError(f"--judge: the {suite.name} suite is graded by its tests; a judge is for instruction sets")
-    items = select(suite.items, limit=limit, sample=sample, seed=seed)
-    systems = systems_for(settings, baselines)
-    judge_as = judge_system(settings, judge) if judge else None
+    items = select(suite.items, limit=limit, sample=sample, seed=sample_seed)
+    systems = systems_for(source, settings, baselines)
+    judge_as = judge_system(source, settings, judge) if judge else None
     if concurrency is None:
         concurrency = 1 if _all_local(settings, [*systems, *([judge_as] if judge_as else [])]) else DEFAULT_CONCURRENCY
     directory = Path(out) if out else Path("moa-bench") / f"{suite.name}-{settings.mix.name}"

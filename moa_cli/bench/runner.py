@@ -15,10 +15,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config import Overrides, Settings
-from ..config.catalog import turn_cost
+from ..config import ConfigSource, Overrides, Settings
+from ..config.model_facts import turn_cost
 from ..config.schema import Mix, ModelSettings
-from ..engine import ProviderPool
+from ..providers.pool import ProviderPool
 from ..secrets import redact, register_secrets
 from ..service import TurnOutcome, TurnService
 from . import judge as judging
@@ -42,14 +42,14 @@ class System:
         return max((len(layer) for layer in self.settings.mix.layers), default=1)
 
 
-def systems_for(settings: Settings, baselines: list[str]) -> list[System]:
+def systems_for(source: ConfigSource, settings: Settings, baselines: list[str]) -> list[System]:
     """The mix, then each of its reference models alone (with its settings in the mix), then the
     `--baseline` models; each model once."""
     mix = settings.mix
     systems = [System(mix.name, settings, role="mix")]
     names = {mix.name}
     candidates = [*((m, "reference") for layer in mix.layers for m in layer),
-                  *((_model_named(settings, spec), "baseline") for spec in baselines)]
+                  *((_model_named(source, settings, spec), "baseline") for spec in baselines)]
     for model, role in candidates:
         if model.label not in names:
             names.add(model.label)
@@ -57,14 +57,14 @@ def systems_for(settings: Settings, baselines: list[str]) -> list[System]:
     return systems
 
 
-def judge_system(settings: Settings, spec: str) -> System:
+def judge_system(source: ConfigSource, settings: Settings, spec: str) -> System:
     """The judge: one model, answering alone, at temperature 0 for steadier verdicts."""
-    return _alone(settings, _model_named(settings, spec).with_(temperature=0.0), "judge")
+    return _alone(settings, _model_named(source, settings, spec).with_(temperature=0.0), "judge")
 
 
-def _model_named(settings: Settings, spec: str) -> ModelSettings:
+def _model_named(source: ConfigSource, settings: Settings, spec: str) -> ModelSettings:
     """The model a `--baseline`/`--judge` PROVIDER:MODEL names, resolved as `-a SPEC` would be."""
-    return settings.with_overrides(Overrides(aggregator=spec, rounds=0)).mix.aggregator
+    return source.changed(settings, Overrides(aggregator=spec, rounds=0)).mix.aggregator
 
 
 def _alone(settings: Settings, model: ModelSettings, role: str) -> System:
@@ -204,7 +204,7 @@ def _register_secrets(settings: Settings) -> None:
     process-wide registry, so every `redact` call hides them."""
     from ..config import keystore, secret_values
 
-    register_secrets(*secret_values(settings.providers, settings.env, keystore.load_keys()))
+    register_secrets(*secret_values(settings.providers, settings.provider_env, keystore.load_keys()))
 
 
 def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOutcome) -> dict:

@@ -95,7 +95,7 @@ def jsonl_items(path: Path) -> list[Item]:
 
 def select(items: list[Item], *, limit: int | None = None, sample: int | None = None,
            seed: int | None = None) -> list[Item]:
-    """`--sample N --seed S` picks N items at random (reproducibly, in suite order); `--limit N`
+    """`--sample N --sample-seed S` picks N items at random (reproducibly, in suite order); `--limit N`
     then keeps the first N."""
     if sample is not None and sample < len(items):
         chosen = set(random.Random(seed).sample(range(len(items)), sample))

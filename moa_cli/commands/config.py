@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from ..config import keystore, load_settings, paths, secret_values
-from ..config.redact import redacted
+from ..config import keystore, load_source, paths, secret_values
+from ..config.redacted_view import redacted
 from ..config.toml_write import dump_toml
 from .. import strategies
 from ..errors import UsageError
@@ -81,15 +81,16 @@ def run(action: str) -> None:
         sys.stdout.write(f"{path}\n")
     elif action == "show":
         # Checks every section and user mix: a broken file is reported (exit 2), never shown as fine.
-        settings = load_settings()
+        source = load_source()
+        settings = source.settings()
         if not path.exists():
             sys.stdout.write(f"# {path} does not exist: built-in mixes and defaults are in use.\n"
                              "# `moa config init` writes a commented example there.\n")
             return
-        secrets = secret_values(settings.providers, settings.env, keystore.load_keys())
+        secrets = secret_values(settings.providers, settings.provider_env, keystore.load_keys())
         sys.stdout.write(
-            f"# {path}: valid. Default mix: {settings.default_mix_name()}. Secrets are shown as ***.\n"
-            + redact(dump_toml(redacted(settings.config, secrets)), secrets)
+            f"# {path}: valid. Default mix: {source.default_mix_name()}. Secrets are shown as ***.\n"
+            + redact(dump_toml(redacted(source.config, secrets)), secrets)
         )
     elif action == "init":
         make_private_dir(path.parent)

@@ -7,7 +7,7 @@ import textwrap
 from typing import Any, Mapping
 
 from .. import strategies
-from ..config import Overrides, load_settings, resolve
+from ..config import Overrides, load_source
 from ..config import builtin_mixes
 from ..config.schema import Mix
 from ..config.toml_write import mix_to_toml, toml_key
@@ -23,17 +23,19 @@ def run(action: str, name: str | None) -> None:
         else:
             raise UsageError(f"unknown action '{action}': use `moa mixes` or `moa mixes show NAME`")
     if action == "show":
-        settings = load_settings(Overrides(mix=name))
+        source = load_source()
+        settings = source.settings(Overrides(mix=name))
         for notice in settings.all_notices():  # no name: the mix `moa ask` would run, maybe the local stand-in
             warn(notice)
-        sys.stdout.write(show_mix(settings.mix, settings.mix_data(settings.mix.name), settings.mix_origin(settings.mix.name)))
+        sys.stdout.write(show_mix(settings.mix, source.mix_data(settings.mix.name), source.mix_origin(settings.mix.name)))
         return
-    settings = load_settings(Overrides())
-    default = settings.default_mix_name()
+    source = load_source()
+    source.settings()  # checks every section and user mix: a broken file is reported, not listed
+    default = source.default_mix_name()
     blocks = []
-    for mix_name in settings.mix_names():
-        mix = resolve(Overrides(mix=mix_name), settings.env, settings.config, settings.config_path).mix
-        data, origin = settings.mix_data(mix_name), settings.mix_origin(mix_name)
+    for mix_name in source.mix_names():
+        mix = source.settings(Overrides(mix=mix_name)).mix
+        data, origin = source.mix_data(mix_name), source.mix_origin(mix_name)
         tags = ["default"] if mix_name == default else []
         if origin != "built-in":
             tags.append(f"[mixes.{toml_key(mix_name)}] in {origin}")

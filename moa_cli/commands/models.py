@@ -18,7 +18,7 @@ def run(provider_name: str | None) -> None:
     from ..providers import build_provider, find_key
 
     settings = load_settings()  # checks the whole config file
-    env, providers = settings.env, settings.providers
+    env, providers = settings.provider_env, settings.providers
     stored = keystore.load_keys()
     if provider_name is not None:
         if provider_name not in providers:

@@ -1,6 +1,6 @@
 """Reading what configures moa: the environment, a .env file and the TOML config file.
 
-The one loader every command uses (`load_settings`); nothing here ever writes a file.
+The config source (source.py) reads through these; nothing here ever writes a file.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from typing import Any, Mapping
 from ..errors import ConfigError, UsageError
 from ..files import read_small_file
 from ..providers import ProviderSpec
-from . import paths
-from .settings import Overrides, Settings
 from .validate import check_shape, one_line
 
 
@@ -52,18 +50,10 @@ def load_config_file(path: Path) -> dict:
     return data
 
 
-def load_settings(overrides: Overrides = Overrides(), cwd: Path | None = None) -> Settings:
-    env = load_env(cwd)
-    path = paths.config_file()
-    from .resolve import resolve
-
-    return resolve(overrides, env, load_config_file(path), path)
-
-
 def load_providers(config: Mapping[str, Any], config_path: Path | None = None) -> dict[str, ProviderSpec]:
     """Built-in providers plus the config's `[providers.NAME]` tables, checked."""
+    from .sections import providers
+
     where = str(config_path) if config_path else "config"
     check_shape(config, where)
-    from .resolve import providers_of
-
-    return providers_of(config, where)
+    return providers.check(config, where)

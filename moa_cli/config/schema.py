@@ -2,13 +2,16 @@
 resolves to (one model's settings, a mix of them, run options).
 
 Config files, named mixes and flags all produce these values; the engine only reads them. Every
-key set and rule is defined here once, for the resolver, the validator and the writers alike.
+key set and rule is defined once (options.py and here), for the resolver, the validator and the
+writers alike.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields, replace
+
+from .options import BY_NAME, DEFAULTS_TABLE, MODEL_TABLES, OPTIONS, Kind, Option, Scope, default
 
 
 @dataclass(frozen=True)
@@ -68,25 +71,25 @@ class Mix:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How a turn runs, independent of which models run it."""
+    """How a turn runs, independent of which models run it. Defaults and meanings: options.py."""
 
     # The longest silence allowed between two pieces of an answer, seconds; connecting gets at most
     # 10 s (providers/openai_style.py CONNECT_TIMEOUT). The engine enforces it; the HTTP client's read
     # timeout is set to it too.
-    timeout: float = 60.0
+    timeout: float = default("timeout")
     # Total seconds a call may take, retries included. None: DEADLINE_FACTOR x its timeout, so a
     # server that keeps sending (a drip, endless keep-alives) cannot hold a turn forever.
-    deadline: float | None = None
-    retries: int = 2  # extra tries for 429, 5xx and connection errors
-    backoff: float = 0.5  # first retry delay, doubled each try, with jitter
-    min_proposers: int = 1  # answers a round needs before stragglers may be cut
+    deadline: float | None = default("deadline")
+    retries: int = default("retries")
+    backoff: float = default("backoff")
+    min_proposers: int = default("min_proposers")
     # Seconds into a round after which stragglers are cut. None: no fixed deadline; a reference
     # that has gone silent is cut once half the round has answered (see engine.STALL_MIN).
-    proposer_deadline: float | None = None
-    fallback: bool = True  # on aggregator failure, answer with the best reference answer
-    concurrency: int | None = None  # calls in flight per provider; None means unlimited
-    multi_turn: bool = True
-    log: bool = True  # save every turn in the sessions database (--no-log, `log = false`)
+    proposer_deadline: float | None = default("proposer_deadline")
+    fallback: bool = default("fallback")
+    concurrency: int | None = default("concurrency")  # None means unlimited
+    multi_turn: bool = default("multi_turn")
+    log: bool = default("log")
     extra: dict = field(default_factory=dict)
 
     def call_deadline(self, timeout: float | None) -> float:
@@ -101,33 +104,18 @@ DEADLINE_FACTOR = 5  # the default deadline: 5 x the read timeout (300 s for the
 
 # ---------------------------------------------------------------- keys a config file may hold
 
-MODEL_KEYS = frozenset({"temperature", "max_tokens", "system", "timeout", "weight", "seed", "context_window"})
+# Keys a config file may hold: the option table's (options.py), plus a mix's own structure.
+MODEL_KEYS = frozenset(o.name for o in OPTIONS if o.config == MODEL_TABLES)
 RUN_OPTION_KEYS = frozenset(f.name for f in fields(RunOptions)) - {"extra"}
-DEFAULTS_KEYS = frozenset({"mix", "reference_max_tokens"}) | MODEL_KEYS | RUN_OPTION_KEYS
+DEFAULTS_KEYS = frozenset(o.name for o in OPTIONS if o.config in (MODEL_TABLES, DEFAULTS_TABLE))
 MIX_KEYS = frozenset({"description", "source", "layers", "references", "aggregator", "rounds", "strategy",
                       "shuffle", "models"}) | MODEL_KEYS
 PROVIDER_KEYS = frozenset({"kind", "base_url", "api_key_env", "headers", "description", "key_required"})
 SECTIONS = ("defaults", "providers", "mixes", "pricing", "local")
-BOOLEAN_KEYS = frozenset({"fallback", "multi_turn", "shuffle", "log"})
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-# name -> (type, minimum, maximum, what a user should give)
-# Every number has both bounds: a 400-digit value is one clear error, never an overflow later.
-DAY = 86_400.0
-RULES: dict[str, tuple[type, float, float, str]] = {
-    "temperature": (float, 0.0, 2.0, "a number from 0 to 2"),
-    "max_tokens": (int, 1, 10_000_000, "a whole number from 1 to 10000000"),
-    "reference_max_tokens": (int, 1, 10_000_000, "a whole number from 1 to 10000000"),
-    "timeout": (float, 0.001, DAY, "a number of seconds above 0, at most 86400"),
-    "deadline": (float, 0.001, DAY, "a number of seconds above 0, at most 86400"),
-    "weight": (float, 0.0, 1e6, "a number of at least 0 (at most 1000000)"),
-    "seed": (int, -(2**63), 2**63 - 1, "a whole number that fits in 64 bits"),
-    "context_window": (int, 256, 100_000_000, "a whole number from 256 to 100000000"),
-    "rounds": (int, 0, 10, "a whole number from 0 to 10"),
-    "retries": (int, 0, 10, "a whole number from 0 to 10"),
-    "backoff": (float, 0.0, 60.0, "a number of seconds from 0 to 60"),
-    "min_proposers": (int, 1, 1000, "a whole number from 1 to 1000"),
-    "proposer_deadline": (float, 0.0, DAY, "a number of seconds from 0 to 86400"),
-    "concurrency": (int, 1, 1000, "a whole number from 1 to 1000"),
-    "price": (float, 0.0, 1e6, "a number of dollars of at least 0 (at most 1000000)"),
-}
+# Values a config file may hold that are no option: a mix's `shuffle`, a `[pricing]` entry.
+MIX_SHUFFLE = Option("shuffle", Kind.BOOL, "Shuffle the reference answers before aggregating.", Scope.RUN)
+PRICE = Option("price", Kind.FLOAT, "Dollars per million tokens.", Scope.MODEL, low=0.0, high=1e6,
+               expected="a number of dollars of at least 0 (at most 1000000)")
+RULES: dict[str, Option] = {**BY_NAME, MIX_SHUFFLE.name: MIX_SHUFFLE, PRICE.name: PRICE}

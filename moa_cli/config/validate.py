@@ -6,35 +6,21 @@ since a pasted API key would otherwise end up on screen.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 from ..errors import ConfigError, UsageError
-from .schema import BOOLEAN_KEYS, RULES, SECTIONS
+from .options import FLAG_OPTIONS, Kind
+from .schema import RULES, SECTIONS
 
 
 def check_value(name: str, value, prefix: str, error=UsageError, label: str | None = None):
-    """Check one setting. The message is "<prefix> <label>: expected ..., got ..."."""
-    label = label or name
-    if name == "system":
-        if not isinstance(value, str):
-            raise error(f"{prefix} {label}: expected a string, got {show(value)}")
-        return value
-    if name in BOOLEAN_KEYS:
-        if not isinstance(value, bool):
-            raise error(f"{prefix} {label}: expected true or false, got {show(value)}")
-        return value
+    """Check one setting against its rule (options.py). The message is "<prefix> <label>: expected ..., got ..."."""
     rule = RULES.get(name)
     if rule is None:
         return value
-    kind, low, high, expected = rule
-    # Compared without converting a huge int to float (that would raise OverflowError).
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and isinstance(value, float):
-        ok = math.isfinite(value) and (kind is float or value.is_integer())
-    if not ok or value < low or value > high:
-        raise error(f"{prefix} {label}: expected {expected}, got {show(value)}")
-    return kind(value)
+    if not rule.check(value):
+        raise error(f"{prefix} {label or name}: expected {rule.describe_expected()}, got {show(value)}")
+    return rule.kind.value(value) if rule.kind in (Kind.INT, Kind.FLOAT) else value
 
 
 def show(value) -> str:
@@ -59,11 +45,11 @@ def one_line(message: str) -> str:
 
 
 def check_flags(o) -> None:
-    """Every numeric flag of `o` (an Overrides) against its rule in the schema."""
-    for name in RULES:
-        value = getattr(o, name, None)
-        if value is not None:
-            check_value(name, value, "invalid value for", UsageError, label="--" + name.replace("_", "-"))
+    """Every value of `o` (an Overrides) against its option's rule, named as its flag."""
+    for option in FLAG_OPTIONS:
+        value = getattr(o, option.name, None)
+        if value is not None and option.kind is not Kind.MODELS:
+            check_value(option.name, value, "invalid value for", UsageError, label=option.flag)
     if o.mix is not None and not o.mix.strip():
         raise UsageError("--mix: expected a mix name (see `moa mixes`)")
 

@@ -6,7 +6,7 @@ import sys
 from typing import Mapping
 
 from ..events import Event, TurnResult
-from ..config.catalog import turn_cost
+from ..config.model_facts import turn_cost
 from ..sanitize import json_dumps, one_line_safe
 from .summary import warning_for
 

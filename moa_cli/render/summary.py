@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..config.catalog import turn_cost
+from ..config.model_facts import turn_cost
 from ..events import CallFinished, CallResult, Notice, TurnResult
 from ..failure import FailureKind
 from ..sanitize import one_line_safe

@@ -24,8 +24,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..config import Settings, keystore, secret_values
-from ..engine import ProviderPool
+from ..config import ConfigSource, Settings, keystore, secret_values
+from ..providers.pool import ProviderPool
 from ..secrets import redact, register_secrets
 from ..sanitize import json_dumps, one_line_safe
 from ..service import TurnService, open_pool
@@ -46,13 +46,16 @@ class ServerOptions:
     log_prompts: bool = False  # put the question in the access log
 
 
-def create_app(settings: Settings, options: ServerOptions = ServerOptions(), pool: ProviderPool | None = None) -> Starlette:
-    """The ASGI app for one process. `pool` (the providers, shared by every request) is built
+def create_app(settings: Settings, options: ServerOptions = ServerOptions(), pool: ProviderPool | None = None,
+               source: ConfigSource | None = None) -> Starlette:
+    """The ASGI app for one process. `settings` (from `source`, this process's config when not
+    given) run the default model; `pool` (the providers, shared by every request) is built
     here when not given, and closed when the app shuts down."""
+    source = source or ConfigSource.load()
     # Every key this process could leak (those of providers outside the mix too, and the
     # server's own) joins the process-wide registry, so every `redact` call hides them.
-    register_secrets(*secret_values(settings.providers, settings.env, keystore.load_keys()), options.api_key)
-    catalog = Catalog(settings)
+    register_secrets(*secret_values(settings.providers, settings.provider_env, keystore.load_keys()), options.api_key)
+    catalog = Catalog(source, settings)
     shared = {"pool": pool}
 
     @contextlib.asynccontextmanager
@@ -82,7 +85,7 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
         note["model"] = call.model
         if options.log_prompts:
             note["prompt"] = call.question
-        turn_settings = catalog.settings_for(call.model, call.temperature, call.max_tokens)
+        turn_settings = catalog.settings_for(call.model, call.overrides)
         return TurnResponse(call, TurnService(turn_settings, pool=shared["pool"]), options)
 
     async def api_error(request: Request, error: ApiError) -> Response:

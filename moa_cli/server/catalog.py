@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..config import Overrides, Settings
+from ..config import ConfigSource, Overrides, Settings
 from ..errors import MoaError
 from .protocol import ApiError
 
@@ -22,23 +22,23 @@ MIX_PREFIX = "moa:"
 
 
 class Catalog:
-    def __init__(self, settings: Settings):
-        self.base = settings
+    def __init__(self, source: ConfigSource, settings: Settings):
+        self.source, self.base = source, settings
         # A built-in mix whose provider this config lacks is not offered.
-        self.mixes = {name: mix for name in settings.mix_names() if (mix := self._mix_settings(name)) is not None}
+        self.mixes = {name: mix for name in source.mix_names() if (mix := self._mix_settings(name)) is not None}
         self.labels = sorted({m.label for s in (settings, *self.mixes.values()) for m in s.mix.models()})
         self.model_ids = (DEFAULT, *(MIX_PREFIX + name for name in self.mixes), *self.labels)
-        # Settings per (model id, temperature, max_tokens): resolving a mix costs about a
+        # Settings per (model id, the request's options): resolving a mix costs about a
         # millisecond, paid once per distinct request shape instead of once per request.
         self.settings_for = lru_cache(maxsize=512)(self._settings_for)
 
     def _mix_settings(self, name: str) -> Settings | None:
         try:
-            return self.base.with_overrides(Overrides(mix=name))
+            return self.source.changed(self.base, Overrides(mix=name))
         except MoaError:
             return None
 
-    def _settings_for(self, model: str, temperature: float | None, max_tokens: int | None) -> Settings:
+    def _settings_for(self, model: str, overrides: Overrides = Overrides()) -> Settings:
         """The Settings a request for `model` runs with; ApiError 404 for an unknown model."""
         if model == DEFAULT:
             settings = self.base
@@ -46,15 +46,15 @@ class Catalog:
             settings = self.mixes[model[len(MIX_PREFIX):]]
         elif self._passes_through(model):
             try:
-                settings = self.base.with_overrides(Overrides(aggregator=model, rounds=0))
+                settings = self.source.changed(self.base, Overrides(aggregator=model, rounds=0))
             except MoaError:
                 raise unknown_model() from None
         else:
             raise unknown_model()
-        if temperature is None and max_tokens is None:
+        if overrides == Overrides():
             return settings
         try:
-            return settings.with_overrides(Overrides(temperature=temperature, max_tokens=max_tokens))
+            return self.source.changed(settings, overrides)
         except MoaError as error:
             raise ApiError(400, error.message) from None
 

@@ -9,15 +9,15 @@ a bad one is a 400 naming the field, never echoing a string the client sent.
 from __future__ import annotations
 
 import json
-import math
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..config.options import REQUEST_OPTIONS
+from ..config.settings import Overrides
 from ..sanitize import json_dumps
 
-MAX_TOKENS_LIMIT = 1 << 31  # larger values are nonsense, and would overflow what stores them
 ROLES = {"system", "user", "assistant", "developer"}  # "developer" is OpenAI's newer "system"
 
 
@@ -46,8 +46,8 @@ class ChatCall:
     history: tuple[dict, ...]  # every message before it
     stream: bool = False
     include_usage: bool = False
-    temperature: float | None = None
-    max_tokens: int | None = None
+    # The moa options the request set (`temperature`, `max_tokens`...: options.REQUEST_OPTIONS).
+    overrides: Overrides = Overrides()
     reasoning: bool = False  # stream the reference answers as `reasoning_content`
     proposals: bool = False  # return every round's answers in the `moa` field
 
@@ -90,8 +90,7 @@ def parse_chat_request(raw: bytes, headers: Mapping[str, str]) -> ChatCall:
         history=tuple(history),
         stream=stream,
         include_usage=stream and bool((options or {}).get("include_usage")),
-        temperature=_number(body, "temperature", 0.0, 2.0),
-        max_tokens=_max_tokens(body),
+        overrides=request_overrides(body),
         reasoning=opted_in(body, headers, "reasoning"),
         proposals=opted_in(body, headers, "proposals"),
     )
@@ -140,24 +139,19 @@ def _flag(body: Mapping, name: str) -> bool:
     return value
 
 
-def _number(body: Mapping, name: str, low: float, high: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise bad_request(f"{name}: expected a number from {low:g} to {high:g}", name)
-    return float(value)
-
-
-def _max_tokens(body: Mapping) -> int | None:
-    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_LIMIT:
-        raise bad_request(f"{name}: expected a whole number from 1 to {MAX_TOKENS_LIMIT}", name)
-    return value
+def request_overrides(body: Mapping) -> Overrides:
+    """The options a request sets, each from the fields the option table names for it (the first
+    given wins: `max_completion_tokens` over `max_tokens`), checked against the table's rules."""
+    values = {}
+    for option in REQUEST_OPTIONS:
+        name = next((name for name in option.request if body.get(name) is not None), None)
+        if name is None:
+            continue
+        value = body[name]
+        if not option.check(value):
+            raise bad_request(f"{name}: expected {option.describe_expected()}", name)
+        values[option.name] = option.kind.value(value)
+    return Overrides(**values)
 
 
 # ------------------------------------------------------------------------------- responses

@@ -16,7 +16,7 @@ import socket
 import sys
 from dataclasses import asdict
 
-from ..config import Overrides, Settings, load_settings
+from ..config import ConfigSource, Overrides, Settings, load_source
 from ..errors import UsageError
 from ..sanitize import one_line_safe
 from .app import ServerOptions, create_app
@@ -47,7 +47,8 @@ def serve(*, mix: str | None, host: str, port: int, api_key: str | None, insecur
         if value < low or (name == "--port" and value > 65535):
             raise UsageError(f"invalid value for {name}: {value}")
     options = ServerOptions(api_key=api_key, max_body=max_body, keep_alive=keep_alive, log_prompts=log_prompts)
-    settings = _settings(mix)
+    source = load_source()
+    settings = _settings(source, mix)
     sock = _bind(host, port)
     _setup_logging()
     logging.getLogger("moa.serve").warning(
@@ -71,7 +72,7 @@ def serve(*, mix: str | None, host: str, port: int, api_key: str | None, insecur
         runner = lambda: uvicorn.run("moa_cli.server.run:worker_app", factory=True, host=host.strip("[]"),  # noqa: E731
                                      port=port, workers=workers, **config_args)
     else:
-        config = uvicorn.Config(create_app(settings, options), **config_args)
+        config = uvicorn.Config(create_app(settings, options, source=source), **config_args)
         server = uvicorn.Server(config)
         runner = lambda: server.run(sockets=[sock])  # noqa: E731
     # uvicorn re-raises the signal that stopped it once it has drained; by then the work is done
@@ -92,11 +93,12 @@ def worker_app():
     spec = json.loads(os.environ[WORKER_SPEC])
     mix = spec.pop("mix")
     options = ServerOptions(**{**spec, "api_key": os.environ.get(API_KEY_ENV, "").strip() or None})
-    return create_app(_settings(mix), options)
+    source = load_source()
+    return create_app(_settings(source, mix), options, source=source)
 
 
-def _settings(mix: str | None) -> Settings:
-    return load_settings(Overrides(mix=mix, log=False))  # the server keeps no sessions
+def _settings(source: ConfigSource, mix: str | None) -> Settings:
+    return source.settings(Overrides(mix=mix, log=False))  # the server keeps no sessions
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,4 +1,4 @@
-"""Which strings are secrets, and config data with them replaced by ***.
+"""Config data as it may be shown: which strings are secrets, and config data with them replaced by ***.
 
 Used wherever configuration is shown (`moa config show`) and wherever a message might carry a
 key (secrets.redact does the replacing in text).
