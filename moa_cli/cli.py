@@ -172,7 +172,8 @@ def keys(
 def serve(
     mix: Mix = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --api-key.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="Port (0 picks a free one, shown on start).")] = 8000,
+    # 8484: not vLLM's 8000 (the `vllm` preset's), llama.cpp's 8080, LiteLLM's 4000 or Ollama's 11434.
+    port: Annotated[int, typer.Option("--port", "-p", help="Port (0 picks a free one, shown on start).")] = 8484,
     api_key: Annotated[Optional[str], typer.Option(
         "--api-key", envvar="MOA_SERVER_API_KEY", show_envvar=True, show_default=False,
         help="Require `Authorization: Bearer KEY` on every /v1 request.")] = None,
@@ -182,6 +183,16 @@ def serve(
     max_body: Annotated[int, typer.Option("--max-body", help="Largest request body, in bytes (413 above).")] = 4 * 1024 * 1024,
     keep_alive: Annotated[float, typer.Option("--keep-alive", help="Seconds between SSE keep-alive comments.")] = 5.0,
     log_prompts: Annotated[bool, typer.Option("--log-prompts", help="Put each question in the access log.")] = False,
+    allow_host: Annotated[Optional[List[str]], typer.Option(
+        "--allow-host", help="Also accept requests whose Host header names this (loopback names and the --host "
+                             "address always are); repeat for more, '*' for any.")] = None,
+    cors_origin: Annotated[Optional[List[str]], typer.Option(
+        "--cors-origin", help="Let a web page from this origin (e.g. http://localhost:3000) call the API; repeat "
+                              "for more. Without it every request with an Origin header is refused.")] = None,
+    header_timeout: Annotated[float, typer.Option(
+        "--header-timeout", help="Seconds a client has to send a request's headers.")] = 10.0,
+    idle_timeout: Annotated[float, typer.Option(
+        "--idle-timeout", help="Seconds a client may go silent mid-body, or leave a response unread.")] = 60.0,
 ):
     """Serve the mixes as an OpenAI-compatible API (needs the `serve` extra): /v1/chat/completions, /v1/models."""
     try:
@@ -189,7 +200,9 @@ def serve(
     except ImportError as error:
         raise MoaError(f"moa serve needs the serve extra ({error.name} is missing): pip install 'moa-cli[serve]'") from None
     raise typer.Exit(run_server(mix=mix, host=host, port=port, api_key=api_key, insecure=insecure, workers=workers,
-                                grace=grace, max_body=max_body, keep_alive=keep_alive, log_prompts=log_prompts))
+                                grace=grace, max_body=max_body, keep_alive=keep_alive, log_prompts=log_prompts,
+                                allow_hosts=tuple(allow_host or ()), cors_origins=tuple(cors_origin or ()),
+                                header_timeout=header_timeout, idle_timeout=idle_timeout))
 
 
 def main() -> None:

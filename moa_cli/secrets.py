@@ -3,6 +3,10 @@
 Imports nothing of moa's, so that anything (errors, output, providers, config, the server, bench)
 can register or redact without an import cycle. A secret is registered the moment it is read
 (API keys, expanded `${VAR}` header values, credential-like header literals).
+
+Redaction is linear in the text: each secret form is looked for by a few `str.find` scans (C
+speed) for its aligned blocks, never by a Python loop over every character, so even megabytes
+of hostile text cost milliseconds. Callers still cut text to what can reach an output first.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ import functools
 # is read, so that every message is scrubbed of all of them, whichever path it took.
 _SECRETS: set[str] = set()
 _KEYLIKE = None
+_BASE64_RUN = None
 # A fragment of a secret this long is as good as the secret: a message cut short (or a server
 # echoing part of the key) must not show it either.
 FRAGMENT = 12
+# Any run of FRAGMENT characters of a secret holds one of its blocks of BLOCK characters that
+# starts at a multiple of BLOCK: finding those blocks finds every fragment.
+BLOCK = FRAGMENT // 2
 
 
 def register_secrets(*values: str | None) -> None:
@@ -29,23 +37,29 @@ def register_secrets(*values: str | None) -> None:
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove known secrets (and their repr-escaped, JSON-escaped, URL-encoded and base64 forms,
-    and any long fragment of them) and anything shaped like an API key from a message."""
-    global _KEYLIKE
+    base64 inside a longer credential such as HTTP Basic's `user:KEY`, and any long fragment of
+    them) and anything shaped like an API key from a message."""
+    global _KEYLIKE, _BASE64_RUN
     import re
 
     if _KEYLIKE is None:
         _KEYLIKE = re.compile(r"\b(sk|tgp|gsk|key)[-_][A-Za-z0-9_\-*.]{8,}")
+        _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
     text = str(text)
-    for variant in _variants(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)}))):
-        text = _without(text, variant)
+    forms = _variants(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
+    if forms:
+        text = _hide(text, _spans(text, forms))
+        raw = _variants_raw(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
+        # A secret base64-encoded after a prefix ("api:KEY" in `Authorization: Basic ...`) is
+        # shifted in the encoding: decode each base64-looking run and look inside.
+        text = _BASE64_RUN.sub(lambda m: "***" if _encodes_secret(m.group(0), raw) else m.group(0), text)
     return _KEYLIKE.sub("***", text)
 
 
 @functools.lru_cache(maxsize=8)
 def _variants(secrets: tuple[str, ...]) -> tuple[str, ...]:
     """Each secret as it may appear in a message: raw, escaped the ways Python, JSON and URLs
-    escape text, and base64 (HTTP Basic credentials). Longest first, so a longer form is removed
-    before a shorter one inside it."""
+    escape text, and base64 (HTTP Basic credentials)."""
     import base64
     import json
     from urllib.parse import quote, quote_plus
@@ -59,32 +73,74 @@ def _variants(secrets: tuple[str, ...]) -> tuple[str, ...]:
             quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower(),
             base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("="),
         })
-    return tuple(sorted((f for f in forms if len(f) >= 4), key=len, reverse=True))
+    return tuple(sorted(f for f in forms if len(f) >= 4))
 
 
-def _without(text: str, secret: str) -> str:
-    """`text` with `secret`, and every run of at least FRAGMENT characters of it, replaced by ***."""
-    if secret in text:
-        text = text.replace(secret, "***")
-    width = min(FRAGMENT, len(secret))
-    if len(secret) <= width or len(text) < width:
+@functools.lru_cache(maxsize=8)
+def _variants_raw(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(s.encode("utf-8", "surrogatepass") for s in secrets)
+
+
+def _spans(text, forms) -> list[tuple[int, int]]:
+    """Where in `text` (str or bytes) a form occurs whole, or a run of FRAGMENT of its characters."""
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    for form in forms:
+        if len(form) < FRAGMENT:  # too short for fragments to mean anything: only whole copies
+            start = text.find(form)
+            while start >= 0:
+                spans.append((start, start + len(form)))
+                start = text.find(form, start + len(form))
+            continue
+        for offset in range(0, len(form) - BLOCK + 1, BLOCK):
+            block = form[offset:offset + BLOCK]
+            at = text.find(block)
+            while at >= 0:
+                # Grow the match both ways while text and form agree.
+                left = 0
+                while left < offset and at - left > 0 and text[at - left - 1:at - left] == form[offset - left - 1:offset - left]:
+                    left += 1
+                right = BLOCK
+                while offset + right < len(form) and at + right < n and \
+                        text[at + right:at + right + 1] == form[offset + right:offset + right + 1]:
+                    right += 1
+                if left + right >= FRAGMENT:
+                    spans.append((at - left, at + right))
+                at = text.find(block, at + right if left + right >= FRAGMENT else at + 1)
+    return spans
+
+
+def _hide(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each span (overlapping or touching ones merged) replaced by ***."""
+    if not spans:
         return text
-    grams = {secret[i:i + width] for i in range(len(secret) - width + 1)}
-    hidden = bytearray(len(text))
-    found = False
-    for i in range(len(text) - width + 1):
-        if text[i:i + width] in grams:
-            hidden[i:i + width] = b"\x01" * width
-            found = True
-    if not found:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if hidden[i]:
-            while i < len(text) and hidden[i]:
-                i += 1
-            out.append("***")
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
         else:
-            out.append(text[i])
-            i += 1
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out += [text[last:start], "***"]
+        last = end
+    out.append(text[last:])
     return "".join(out)
+
+
+def _encodes_secret(run: str, secrets: tuple[bytes, ...]) -> bool:
+    """Whether a base64 run (either alphabet), decoded, holds a secret or a long fragment of one."""
+    import base64
+    import binascii
+
+    body = run.rstrip("=")
+    body = body[: len(body) - len(body) % 4] if len(body) % 4 == 1 else body
+    padded = body + "=" * (-len(body) % 4)
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            data = decode(padded)
+        except (binascii.Error, ValueError):
+            continue
+        if _spans(data, secrets):
+            return True
+    return False

@@ -63,10 +63,14 @@ def open_pool(settings: Settings) -> ProviderPool:
     return pool
 
 
-def fit_to_window(model: ModelSettings, messages: tuple[dict, ...]) -> tuple[tuple[dict, ...], bool]:
+def window_budget(model: ModelSettings) -> int:
+    """The tokens of prompt a model's context window leaves room for."""
     window = model.context_window or DEFAULT_CONTEXT_WINDOW
-    budget = window - (model.max_tokens or PROMPT_RESERVE) - 32
-    return prompts.fit_messages(messages, max(budget, 64))
+    return max(window - (model.max_tokens or PROMPT_RESERVE) - 32, 64)
+
+
+def fit_to_window(model: ModelSettings, messages: tuple[dict, ...]) -> tuple[tuple[dict, ...], bool]:
+    return prompts.fit_messages(messages, window_budget(model))
 
 
 class TurnService:

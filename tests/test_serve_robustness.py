@@ -18,7 +18,8 @@ QUESTION = [{"role": "user", "content": "what is MoA?"}]
 
 
 def post(running, body, headers=None, raw: bytes | None = None) -> httpx.Response:
-    return httpx.post(running.v1 + "/chat/completions", timeout=30, headers=headers,
+    return httpx.post(running.v1 + "/chat/completions", timeout=30,
+                      headers={"Content-Type": "application/json", **(headers or {})},
                       content=raw if raw is not None else json.dumps(body).encode())
 
 
@@ -76,7 +77,8 @@ def test_a_body_over_the_limit_is_413(moa_serve, server):
     def chunked():  # no Content-Length: the limit holds while reading
         yield json.dumps(big).encode()
 
-    response = httpx.post(running.v1 + "/chat/completions", content=chunked(), timeout=30)
+    response = httpx.post(running.v1 + "/chat/completions", content=chunked(), timeout=30,
+                          headers={"Content-Type": "application/json"})
     assert_openai_error(response, 413)
     assert post(running, {"model": "moa", "messages": QUESTION}).status_code == 200
 
@@ -190,7 +192,7 @@ def test_a_client_leaving_a_whole_answer_request_cancels_it_too(moa_serve, serve
     body = json.dumps({"model": "moa", "messages": QUESTION}).encode()
     host, port = running.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         wait_for(lambda: len(server.requests()) == 2, what="both references to be asked")
     wait_for(lambda: upstream_closed(server, {"r1", "r2"}), what="the upstream streams to be closed")

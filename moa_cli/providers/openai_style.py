@@ -19,6 +19,9 @@ from ..secrets import redact
 from .base import ChatRequest, Chunk, Usage
 
 CONNECT_TIMEOUT = 10.0
+# The longest server-sent-event line accepted from a server, in bytes: a longer one (a hostile
+# or broken server sending one endless line) fails the call instead of filling the memory.
+MAX_LINE = 1024 * 1024
 
 
 class OpenAIStyleProvider:
@@ -73,7 +76,7 @@ class OpenAIStyleProvider:
         try:
             streaming = self.client.chat.completions.with_streaming_response
             async with streaming.create(**self._create_kwargs(request)) as response:
-                lines = response.iter_lines()
+                lines = _bounded_lines(response.iter_bytes(), where, self.name, request.model)
                 try:
                     async for line in lines:
                         if not line.startswith("data:"):
@@ -194,13 +197,31 @@ def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chun
         text = delta.get("content") if isinstance(delta, dict) else ""
         text = text if isinstance(text, str) else ""
         reason = choices[0].get("finish_reason")
-        reason = str(reason)[:40] if reason is not None else None
+        reason = redact(str(reason)[:40]) if reason is not None else None  # a server's text: may hold a key
     finished = reason is not None
     usage = payload.get("usage")
     if isinstance(usage, dict):
         usage = Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
         return Chunk(text, usage, finish_reason=reason), finished
     return (Chunk(text, finish_reason=reason) if text or reason else None), finished
+
+
+async def _bounded_lines(chunks: AsyncIterator[bytes], where: str, provider: str, model: str) -> AsyncIterator[str]:
+    """The lines of a byte stream, each at most MAX_LINE bytes (a ProviderError past that)."""
+    buffer = bytearray()
+    async for chunk in chunks:
+        searched = len(buffer)
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", max(start, searched))) >= 0:
+            yield bytes(buffer[start:end]).rstrip(b"\r").decode("utf-8", "replace")
+            start = searched = end + 1
+        del buffer[:start]
+        if len(buffer) > MAX_LINE:
+            raise ProviderError(f"{where}: the server sent a stream line longer than {MAX_LINE} bytes",
+                                provider=provider, model=model)
+    if buffer:
+        yield bytes(buffer).rstrip(b"\r").decode("utf-8", "replace")
 
 
 MAX_COUNT = 10**12  # more tokens than any call uses; anything above is a server's nonsense

@@ -1,5 +1,16 @@
 """The Starlette app: `GET /v1/models`, `POST /v1/chat/completions`, `GET /health`.
 
+No web page may drive the server: every request, on every endpoint, must name an allowed Host
+(loopback names, the bound address, `--allow-host`: DNS rebinding gets nothing), must carry no
+Origin but one named with `--cors-origin` (whose preflights Starlette's CORSMiddleware answers),
+and a POST must be `application/json` (no form or text/plain "simple request" gets through).
+The server never calls itself: its upstream requests carry HOP_HEADER, and a request that
+arrives with it is refused.
+
+No request blocks the event loop for long: a large body is parsed, resolved and trimmed to the
+mix's context window in a worker thread (at most HEAVY_SLOTS at a time), so `/health` and
+every other request keep being answered.
+
 A client that goes away cancels its turn, and with it every upstream stream, at any point:
 while the references work (before the first token is sent) as well as while the aggregator
 streams. The response watches the ASGI `receive` channel for `http.disconnect` itself, so
@@ -11,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -28,7 +40,7 @@ from ..config import ConfigSource, Settings, keystore, secret_values
 from ..providers.pool import ProviderPool
 from ..secrets import redact, register_secrets
 from ..sanitize import json_dumps, one_line_safe
-from ..service import TurnService, open_pool
+from ..service import TurnService, fit_to_window, open_pool, window_budget
 from . import protocol, stream
 from .catalog import Catalog, unknown_model
 from .protocol import ApiError, ChatCall
@@ -36,6 +48,10 @@ from .protocol import ApiError, ChatCall
 log = logging.getLogger("moa.serve")
 
 SHUTDOWN = "the server is shutting down; try again"
+HOP_HEADER = "X-Moa-Hop"  # on every request this server sends upstream
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+HEAVY_BODY = 64 * 1024  # bytes: a body this large is parsed in a worker thread
+HEAVY_SLOTS = 2  # worker threads parsing bodies at once; more requests wait their turn
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,10 @@ class ServerOptions:
     max_body: int = 4 * 1024 * 1024  # bytes; a larger request body is a 413
     keep_alive: float = 5.0  # seconds between SSE comments while no token is ready
     log_prompts: bool = False  # put the question in the access log
+    bound_host: str = "127.0.0.1"  # the address listened on: a Host header may name it
+    allow_hosts: tuple[str, ...] = ()  # more Host names accepted ("*": any)
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call ("*": any)
+    send_timeout: float = 60.0  # seconds a client may leave a response unread before it is dropped
 
 
 def create_app(settings: Settings, options: ServerOptions = ServerOptions(), pool: ProviderPool | None = None,
@@ -56,12 +76,13 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
     # server's own) joins the process-wide registry, so every `redact` call hides them.
     register_secrets(*secret_values(settings.providers, settings.provider_env, keystore.load_keys()), options.api_key)
     catalog = Catalog(source, settings)
-    shared = {"pool": pool}
+    shared = {"pool": pool, "heavy": None}
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        shared["heavy"] = asyncio.Semaphore(HEAVY_SLOTS)
         if shared["pool"] is None:
-            shared["pool"] = open_pool(settings)
+            shared["pool"] = open_pool(with_hop_header(settings))
         try:
             yield
         finally:
@@ -79,13 +100,29 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def chat(request: Request) -> Response:
-        call = protocol.parse_chat_request(await _read_body(request, options.max_body), request.headers)
-        note = request.scope.setdefault("state", {})
+    def prepare(raw: bytes, headers, note: dict) -> tuple[ChatCall, Settings]:
+        """The checked request and the settings it runs with, its conversation trimmed to the
+        largest context window of the mix (each call trims further to its own model's): the
+        turn then never handles more messages than a model can take."""
+        call = protocol.parse_chat_request(raw, headers)
         note["model"] = call.model
         if options.log_prompts:
             note["prompt"] = call.question
         turn_settings = catalog.settings_for(call.model, call.overrides)
+        widest = max(turn_settings.mix.models(), key=window_budget)
+        messages, trimmed = fit_to_window(widest, (*call.history, {"role": "user", "content": call.question}))
+        if trimmed:
+            call = dataclasses.replace(call, history=messages[:-1], question=messages[-1]["content"])
+        return call, turn_settings
+
+    async def chat(request: Request) -> Response:
+        raw = await _read_body(request, options.max_body)
+        note = request.scope.setdefault("state", {})
+        if len(raw) < HEAVY_BODY:
+            call, turn_settings = prepare(raw, request.headers, note)
+        else:
+            async with shared["heavy"]:
+                call, turn_settings = await asyncio.to_thread(prepare, raw, request.headers, note)
         return TurnResponse(call, TurnService(turn_settings, pool=shared["pool"]), options)
 
     async def api_error(request: Request, error: ApiError) -> Response:
@@ -95,6 +132,16 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
         message = "no such endpoint" if error.status_code == 404 else str(error.detail)
         return JSONResponse(ApiError(error.status_code, message).body(), status_code=error.status_code)
 
+    middleware = [Middleware(Guard, options=options)]
+    if options.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        # Only the named origins, only the methods and headers the API uses; no cookies.
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-moa-reasoning", "x-moa-proposals"],
+            allow_credentials=False, max_age=600))
+    middleware.append(Middleware(Authorization, api_key=options.api_key))
     return Starlette(
         routes=[
             Route("/v1/models", models, methods=["GET"]),
@@ -102,10 +149,20 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ],
-        middleware=[Middleware(Guard, api_key=options.api_key)],
+        middleware=middleware,
         exception_handlers={ApiError: api_error, HTTPException: http_error},
         lifespan=lifespan,
     )
+
+
+def with_hop_header(settings: Settings) -> Settings:
+    """The settings whose remote providers send HOP_HEADER on every request: a request that
+    comes back to this server (a `vllm` preset pointing here, a loop through other servers
+    passing headers on) is recognised and refused."""
+    providers = {name: spec if spec.kind == "local" else
+                 dataclasses.replace(spec, headers={**spec.headers, HOP_HEADER: "1"})
+                 for name, spec in settings.providers.items()}
+    return dataclasses.replace(settings, providers=providers)
 
 
 def _model(name: str) -> dict:
@@ -160,6 +217,8 @@ class TurnResponse:
                 writer.result()
         except OSError:  # the client left while a write was under way
             note["outcome"] = "client closed"
+        except TimeoutError:  # the client stopped reading: its socket buffer stayed full
+            note["outcome"] = "client stopped reading"
         except asyncio.CancelledError:
             # Only uvicorn cancels a request's task: its shutdown grace period is over. The turn
             # is cancelled below and the client told; ending normally here (not re-raising) is
@@ -196,7 +255,8 @@ class TurnResponse:
         self.started = True
         events = stream.TurnStream(self.call, self.call_id, self.created)
         async for data in stream.sse_body(events, queue, turn, self.options.keep_alive, self._extras):
-            await send({"type": "http.response.body", "body": data, "more_body": True})
+            async with asyncio.timeout(self.options.send_timeout):
+                await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _extras(self, outcome) -> dict:
@@ -207,7 +267,8 @@ class TurnResponse:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
         self.started = True
-        await send({"type": "http.response.body", "body": data})
+        async with asyncio.timeout(self.options.send_timeout):
+            await send({"type": "http.response.body", "body": data})
 
     async def _say_goodbye(self, send) -> None:
         """Cancelled by the shutdown: end the response properly if the client is still there."""
@@ -227,12 +288,30 @@ async def _disconnected(receive) -> None:
         pass
 
 
-class Guard:
-    """Plain ASGI middleware: the API key check, one access-log line per request, and a
-    one-line 500 for a bug (never a stack trace to the client)."""
+def _error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse(ApiError(status, message, kind=kind, code=code).body(), status_code=status)
 
-    def __init__(self, app, api_key: str | None):
-        self.app, self.api_key = app, api_key
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port: `[::1]:80` -> `::1`, `a.b:80` -> `a.b`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    name, sep, port = host.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else host
+
+
+class Guard:
+    """Plain ASGI middleware, outermost: the browser-origin checks, refusing self-calls, one
+    access-log line per request, and a one-line 500 for a bug (never a stack trace)."""
+
+    def __init__(self, app, options: ServerOptions):
+        self.app, self.options = app, options
+        hosts = {*LOOPBACK_NAMES, host_name(options.bound_host), *(host_name(h) for h in options.allow_hosts)}
+        self.any_host = "*" in options.allow_hosts
+        self.hosts = frozenset(hosts)
+        self.any_origin = "*" in options.cors_origins
+        self.origins = frozenset(o.rstrip("/").lower() for o in options.cors_origins)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -247,14 +326,14 @@ class Guard:
             await send(message)
 
         try:
-            if scope["path"].startswith("/v1") and not self._authorized(scope):
-                error = ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY",
-                                 kind="authentication_error", code="invalid_api_key")
-                await JSONResponse(error.body(), status_code=401)(scope, receive, watched_send)
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                note["outcome"] = "refused"
+                await refusal(scope, receive, watched_send)
             else:
                 await self.app(scope, receive, watched_send)
         except Exception as error:  # noqa: BLE001 - a bug in moa: one line in the log, a 500 out
-            note["outcome"] = f"internal error: {type(error).__name__}: {error}"
+            note["outcome"] = f"internal error: {type(error).__name__}: {str(error)[:300]}"
             if status["code"] is None:
                 body = ApiError(500, "internal error in moa serve", kind="server_error").body()
                 with contextlib.suppress(Exception):
@@ -262,17 +341,38 @@ class Guard:
         finally:
             self._log(scope, note, status["code"], time.perf_counter() - t0)
 
-    def _authorized(self, scope) -> bool:
-        if self.api_key is None:
-            return True
-        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = header.partition(" ")
-        # Constant-time comparison: the time taken says nothing about how much of the key matched.
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key.encode())
+    def _refusal(self, scope) -> Response | None:
+        """The error response for a request no client of this server may send, or None."""
+        seen: dict[bytes, list[bytes]] = {}
+        for name, value in scope["headers"]:
+            if name in (b"host", b"origin", b"authorization", b"content-type", HOP_HEADER.lower().encode()):
+                seen.setdefault(name, []).append(value)
+        hosts, origins = seen.get(b"host", []), seen.get(b"origin", [])
+        if len(hosts) > 1 or len(origins) > 1:
+            return _error(400, "the request has more than one Host or Origin header", "duplicate_header")
+        if hosts and not self.any_host and host_name(hosts[0].decode("latin-1")) not in self.hosts:
+            # DNS rebinding: a web page's own name resolved to this machine. Never served.
+            return _error(403, "this Host is not served here: start moa serve with --allow-host NAME to serve it",
+                          "host_not_allowed", "permission_error")
+        if origins and not self.any_origin and origins[0].decode("latin-1").rstrip("/").lower() not in self.origins:
+            # A web page (any site the user visits, or `null` from a sandbox) calling: refused
+            # unless named, whatever the endpoint, with or without an API key.
+            return _error(403, "requests from web pages are refused: start moa serve with --cors-origin URL "
+                               "to allow one", "origin_not_allowed", "permission_error")
+        if HOP_HEADER.lower().encode() in seen:
+            return _error(508, "the request came from a moa server: moa serve never calls itself (check the "
+                               "providers' base URLs)", "loop_detected")
+        if len(seen.get(b"authorization", [])) > 1:
+            return _error(400, "the request has more than one Authorization header", "duplicate_header")
+        if scope["method"] == "POST":
+            kind = b"".join(seen.get(b"content-type", [])[:1]).split(b";")[0].strip().lower()
+            if kind != b"application/json" or len(seen.get(b"content-type", [])) > 1:
+                return _error(415, "a POST must be sent with Content-Type: application/json", "unsupported_media_type")
+        return None
 
     def _log(self, scope, note: dict, status: int | None, seconds: float) -> None:
         client = (scope.get("client") or ("-",))[0]
-        parts = [str(client), scope["method"], scope["path"][:200]]
+        parts = [str(client), scope["method"][:20], scope["path"][:200]]
         if "model" in note:
             parts.append(f"model={note['model'][:100]}")
         parts += [f"status={status or '-'}", f"{seconds * 1000:.0f}ms"]
@@ -283,3 +383,25 @@ class Guard:
         if "prompt" in note:
             parts.append("prompt=" + json.dumps(note["prompt"][:500], ensure_ascii=False))
         log.info(one_line_safe(redact(" ".join(parts))))
+
+
+class Authorization:
+    """Plain ASGI middleware, inside CORS (so a browser UI can read a 401): the API key check."""
+
+    def __init__(self, app, api_key: str | None):
+        self.app, self.api_key = app, api_key
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1") and not self._authorized(scope):
+            error = ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY",
+                             kind="authentication_error", code="invalid_api_key")
+            return await JSONResponse(error.body(), status_code=401)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def _authorized(self, scope) -> bool:
+        if self.api_key is None:
+            return True
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        # Constant-time comparison: the time taken says nothing about how much of the key matched.
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key.encode())

@@ -19,6 +19,11 @@ from ..config.settings import Overrides
 from ..sanitize import json_dumps
 
 ROLES = {"system", "user", "assistant", "developer"}  # "developer" is OpenAI's newer "system"
+# Roles and content parts of OpenAI's API that moa cannot pass on: named in the 400.
+KNOWN_ROLES = {"tool", "function"}
+KNOWN_PARTS = {"image_url", "input_audio", "file", "refusal", "input_image", "audio"}
+# No model id is this long; a longer one is a 400 before anything quotes, caches or redacts it.
+MAX_MODEL_ID = 256
 
 
 class ApiError(Exception):
@@ -73,6 +78,9 @@ def parse_chat_request(raw: bytes, headers: Mapping[str, str]) -> ChatCall:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise bad_request("model: expected a model id (see GET /v1/models)", "model")
+    if len(model) > MAX_MODEL_ID:
+        raise bad_request(f"model: a model id is at most {MAX_MODEL_ID} characters", "model")
+    _text(model, "model")
     messages = _messages(body.get("messages"))
     *history, last = messages
     if last["role"] != "user":
@@ -108,7 +116,8 @@ def _messages(value: Any) -> list[dict]:
             raise bad_request(f"{where}: expected an object with role and content", where)
         role = message.get("role")
         if role not in ROLES:
-            raise bad_request(f"{where}.role: expected one of system, user, assistant", f"{where}.role")
+            said = f"'{role}' messages are not supported; " if role in KNOWN_ROLES else ""
+            raise bad_request(f"{where}.role: {said}expected one of system, user, assistant", f"{where}.role")
         out.append({"role": "system" if role == "developer" else role,
                     "content": _content(message.get("content"), f"{where}.content")})
     return out
@@ -117,17 +126,32 @@ def _messages(value: Any) -> list[dict]:
 def _content(value: Any, where: str) -> str:
     """A message's text: a string, or a list of text parts (images and audio are not supported)."""
     if isinstance(value, str):
-        return value
+        return _text(value, where)
     if value is None:
-        return ""  # an assistant message that only called tools
+        # Only a tool-calling assistant message has no content, and tools are not supported:
+        # running a turn on an empty question would answer something nobody asked.
+        raise bad_request(f"{where}: expected a string or a list of text parts, not null", where)
     if isinstance(value, list):
         texts = []
-        for part in value:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise bad_request(f"{where}: only text parts are supported", where)
-            texts.append(part["text"])
+        for j, part in enumerate(value):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text" or not isinstance(part.get("text"), str):
+                said = f"'{kind}' parts are not supported" if kind in KNOWN_PARTS else "expected a text part"
+                raise bad_request(f"{where}[{j}]: {said}; only text parts are", f"{where}[{j}]")
+            texts.append(_text(part["text"], f"{where}[{j}].text"))
         return "".join(texts)
     raise bad_request(f"{where}: expected a string or a list of text parts", where)
+
+
+def _text(value: str, where: str) -> str:
+    """A string that can be sent on: JSON's `\\ud800` escapes decode to lone surrogates, which no
+    upstream can be sent (the client's mistake, a 400, never an upstream failure)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad_request(f"{where}: the text is not valid Unicode (a lone surrogate)", where) from None
+    return value
 
 
 def _flag(body: Mapping, name: str) -> bool:

@@ -71,7 +71,7 @@ class ReferenceNarrator:
         if result.status == "ok":
             return "\n\n"
         reason = result.failure.describe() if result.failure else result.status
-        return f"\n[{result.status}: {redact(reason)}]\n\n"
+        return f"\n[{result.status}: {_excerpt(reason)}]\n\n"
 
 
 class TurnStream:
@@ -164,16 +164,28 @@ def usage_of(turn: TurnResult) -> dict:
     return protocol.usage_body(total.prompt_tokens, total.completion_tokens)
 
 
+MAX_ERROR = 2000  # characters of an upstream error passed on: enough to say what went wrong
+
+
 def failure(outcome: TurnOutcome) -> protocol.ApiError:
-    message = redact(outcome.error.message if outcome.error else "the turn failed")
+    message = _excerpt(outcome.error.message if outcome.error else "the turn failed")
     return protocol.ApiError(502, message, kind="upstream_error", code="all_providers_failed")
 
 
+def _excerpt(text: str, limit: int = MAX_ERROR) -> str:
+    """A server's text cut to `limit` characters, then redacted: redaction never runs over more
+    than can reach the client."""
+    text = str(text)
+    return redact(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def proposals(outcome: TurnOutcome) -> dict:
-    """The `moa` extension field: every round's answers, the aggregator's, and the usage by role."""
+    """The `moa` extension field: every round's answers, the aggregator's, and the usage by role.
+    Everything but the answers' own text (finish reasons, errors, ids) goes through redaction."""
     data = outcome.turn.to_dict()
     for result in [r for rnd in data["rounds"] for r in rnd] + [data["aggregator"] or {}]:
-        if result.get("error"):
-            result["error"] = redact(result["error"])
+        for name, value in result.items():
+            if isinstance(value, str) and name != "text":
+                result[name] = _excerpt(value)
     data.pop("final", None)  # it is the answer itself
     return data
