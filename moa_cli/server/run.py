@@ -12,6 +12,7 @@ multi-worker socket lacks (every small write would wait ~40 ms for the client's 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -125,12 +126,23 @@ def _set_limits(header_timeout: float, idle_timeout: float) -> None:
 
 
 class GracefulServer(uvicorn.Server):
-    """uvicorn's server, where a second SIGTERM ends the drain at once, as a second Ctrl-C does."""
+    """uvicorn's server, where a second signal (SIGTERM or Ctrl-C) ends the drain at once the
+    way the end of the grace period does: every request still running is cancelled (its client
+    gets the closing error, its upstream streams are closed) and the app shuts down normally.
+    uvicorn's own force-exit would skip that shutdown and print a traceback."""
 
     def handle_exit(self, sig, frame) -> None:
-        if self.should_exit:
-            self.force_exit = True
-        super().handle_exit(sig, frame)
+        if not self.should_exit:
+            return super().handle_exit(sig, frame)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        loop.call_soon_threadsafe(self._cancel_requests)
+
+    def _cancel_requests(self) -> None:
+        for task in list(self.server_state.tasks):
+            task.cancel(msg="a second signal: shutting down now")
 
 
 def _origin(value: str) -> str:
