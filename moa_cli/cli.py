@@ -193,6 +193,8 @@ def serve(
         "--header-timeout", help="Seconds a client has to send a request's headers.")] = 10.0,
     idle_timeout: Annotated[float, typer.Option(
         "--idle-timeout", help="Seconds a client may go silent mid-body, or leave a response unread.")] = 60.0,
+    max_messages: Annotated[int, typer.Option(
+        "--max-messages", help="Newest messages of a conversation passed on (the system message is kept).")] = 64,
 ):
     """Serve the mixes as an OpenAI-compatible API (needs the `serve` extra): /v1/chat/completions, /v1/models."""
     try:
@@ -202,7 +204,7 @@ def serve(
     raise typer.Exit(run_server(mix=mix, host=host, port=port, api_key=api_key, insecure=insecure, workers=workers,
                                 grace=grace, max_body=max_body, keep_alive=keep_alive, log_prompts=log_prompts,
                                 allow_hosts=tuple(allow_host or ()), cors_origins=tuple(cors_origin or ()),
-                                header_timeout=header_timeout, idle_timeout=idle_timeout))
+                                header_timeout=header_timeout, idle_timeout=idle_timeout, max_messages=max_messages))
 
 
 def main() -> None:

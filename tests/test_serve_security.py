@@ -246,9 +246,10 @@ def test_a_huge_conversation_is_answered_while_health_keeps_answering(moa_serve,
     assert statuses and set(statuses) == {200}
     assert reply.status == 200
     assert reply.json()["choices"][0]["message"]["content"] == "agg answer 1: the last question"
-    # The references got the newest messages, trimmed to the context window, the question last.
+    # The references got the newest messages (at most --max-messages), the question last.
     sent = server.requests("r1")[0]["body"]["messages"]
-    assert sent[-1] == {"role": "user", "content": "the last question"} and 1 < len(sent) < count
+    assert sent[-1] == {"role": "user", "content": "the last question"} and 1 < len(sent) <= 64
+    assert sent[-2] == {"role": "assistant", "content": f"message {count - 1}"}
 
 
 def test_megabyte_model_ids_are_refused_without_being_echoed(moa_serve, server):

@@ -7,9 +7,11 @@ and a POST must be `application/json` (no form or text/plain "simple request" ge
 The server never calls itself: its upstream requests carry HOP_HEADER, and a request that
 arrives with it is refused.
 
-No request blocks the event loop for long: a large body is parsed, resolved and trimmed to the
-mix's context window in a worker thread (at most HEAVY_SLOTS at a time), so `/health` and
-every other request keep being answered.
+No request blocks the event loop for long: a large body is parsed in a worker thread (at most
+HEAVY_SLOTS at a time), piece by piece (`protocol.load_body`: one `json.loads` of megabytes
+would hold the GIL, and so the event loop, for its whole 100+ ms), and only the newest
+`max_messages` messages go on; trimming them to the mix's context window is then cheap. So
+`/health` and every other request keep being answered.
 
 A client that goes away cancels its turn, and with it every upstream stream, at any point:
 while the references work (before the first token is sent) as well as while the aggregator
@@ -50,8 +52,8 @@ log = logging.getLogger("moa.serve")
 SHUTDOWN = "the server is shutting down; try again"
 HOP_HEADER = "X-Moa-Hop"  # on every request this server sends upstream
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-HEAVY_BODY = 64 * 1024  # bytes: a body this large is parsed in a worker thread
-HEAVY_SLOTS = 2  # worker threads parsing bodies at once; more requests wait their turn
+HEAVY_BODY = 64 * 1024  # bytes: a body this large (~2 ms of parsing) is parsed in a worker thread
+HEAVY_SLOTS = 2  # worker threads parsing at once; more large requests wait their turn
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class ServerOptions:
     allow_hosts: tuple[str, ...] = ()  # more Host names accepted ("*": any)
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call ("*": any)
     send_timeout: float = 60.0  # seconds a client may leave a response unread before it is dropped
+    # Messages of a conversation passed on (the newest; the system message always): the SDKs
+    # check every message in the event loop before sending (~0.1-0.4 ms each), so this bounds
+    # how long any one call can hold up the other requests.
+    max_messages: int = 64
 
 
 def create_app(settings: Settings, options: ServerOptions = ServerOptions(), pool: ProviderPool | None = None,
@@ -100,29 +106,24 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    def prepare(raw: bytes, headers, note: dict) -> tuple[ChatCall, Settings]:
-        """The checked request and the settings it runs with, its conversation trimmed to the
-        largest context window of the mix (each call trims further to its own model's): the
-        turn then never handles more messages than a model can take."""
-        call = protocol.parse_chat_request(raw, headers)
-        note["model"] = call.model
-        if options.log_prompts:
-            note["prompt"] = call.question
-        turn_settings = catalog.settings_for(call.model, call.overrides)
-        widest = max(turn_settings.mix.models(), key=window_budget)
-        messages, trimmed = fit_to_window(widest, (*call.history, {"role": "user", "content": call.question}))
-        if trimmed:
-            call = dataclasses.replace(call, history=messages[:-1], question=messages[-1]["content"])
-        return call, turn_settings
-
     async def chat(request: Request) -> Response:
         raw = await _read_body(request, options.max_body)
         note = request.scope.setdefault("state", {})
         if len(raw) < HEAVY_BODY:
-            call, turn_settings = prepare(raw, request.headers, note)
+            call = protocol.parse_bounded(raw, request.headers, options.max_messages)
         else:
             async with shared["heavy"]:
-                call, turn_settings = await asyncio.to_thread(prepare, raw, request.headers, note)
+                call = await asyncio.to_thread(protocol.parse_bounded, raw, request.headers, options.max_messages)
+        note["model"] = call.model
+        if options.log_prompts:
+            note["prompt"] = call.question
+        turn_settings = catalog.settings_for(call.model, call.overrides)
+        # Trimmed to the largest context window of the mix here (each call trims further to its
+        # own model's), so the turn never copies more messages than a model can take.
+        widest = max(turn_settings.mix.models(), key=window_budget)
+        messages, trimmed = fit_to_window(widest, (*call.history, {"role": "user", "content": call.question}))
+        if trimmed:
+            call = dataclasses.replace(call, history=messages[:-1], question=messages[-1]["content"])
         return TurnResponse(call, TurnService(turn_settings, pool=shared["pool"]), options)
 
     async def api_error(request: Request, error: ApiError) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..config.options import REQUEST_OPTIONS
@@ -36,6 +36,7 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
 
 
 def bad_request(message: str, param: str | None = None) -> ApiError:
@@ -68,9 +69,76 @@ def opted_in(body: Mapping, headers: Mapping[str, str], name: str) -> bool:
     return headers.get(f"x-moa-{name}", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+_WHITESPACE = None
+_DECODER = json.JSONDecoder()
+
+
+def load_body(raw: bytes):
+    """`json.loads(raw)`, but a top-level object is decoded one member at a time, and a
+    `messages` array one message at a time: each step is a short C call, so a worker thread
+    parsing megabytes lets the event loop's thread run between steps (one `json.loads` would
+    hold the GIL for the whole body). Same result, same errors (ValueError)."""
+    global _WHITESPACE
+    import re
+
+    if _WHITESPACE is None:
+        _WHITESPACE = re.compile(r"[ \t\n\r]*")
+    text = raw.decode("utf-8")
+    skip = _WHITESPACE.match
+    at = skip(text, 0).end()
+    if not text.startswith("{", at):
+        return json.loads(text)
+    body: dict = {}
+    at = skip(text, at + 1).end()
+    if text.startswith("}", at):
+        at += 1
+    else:
+        while True:
+            if not text.startswith('"', at):
+                raise ValueError("expected a member name")
+            name, at = _DECODER.raw_decode(text, at)
+            at = skip(text, at).end()
+            if not text.startswith(":", at):
+                raise ValueError("expected ':'")
+            at = skip(text, at + 1).end()
+            if name == "messages" and text.startswith("[", at):
+                value, at = _array(text, at, skip)
+            else:
+                value, at = _DECODER.raw_decode(text, at)
+            body[name] = value
+            at = skip(text, at).end()
+            if text.startswith(",", at):
+                at = skip(text, at + 1).end()
+                continue
+            if not text.startswith("}", at):
+                raise ValueError("expected ',' or '}'")
+            at += 1
+            break
+    if skip(text, at).end() != len(text):
+        raise ValueError("extra data after the object")
+    return body
+
+
+def _array(text: str, at: int, skip) -> tuple[list, int]:
+    items: list = []
+    at = skip(text, at + 1).end()
+    if text.startswith("]", at):
+        return items, at + 1
+    while True:
+        value, at = _DECODER.raw_decode(text, at)
+        items.append(value)
+        at = skip(text, at).end()
+        if text.startswith(",", at):
+            at = skip(text, at + 1).end()
+            continue
+        if not text.startswith("]", at):
+            raise ValueError("expected ',' or ']'")
+        return items, at + 1
+
+
 def parse_chat_request(raw: bytes, headers: Mapping[str, str]) -> ChatCall:
     try:
-        body = json.loads(raw)
+        body = load_body(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise bad_request("the request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -102,6 +170,28 @@ def parse_chat_request(raw: bytes, headers: Mapping[str, str]) -> ChatCall:
         reasoning=opted_in(body, headers, "reasoning"),
         proposals=opted_in(body, headers, "proposals"),
     )
+
+
+def parse_bounded(raw: bytes, headers: Mapping[str, str], max_messages: int) -> ChatCall:
+    """`parse_chat_request`, the conversation cut to its newest `max_messages` messages: what goes
+    on is small, however large the request was."""
+    call = parse_chat_request(raw, headers)
+    if len(call.history) + 1 > max_messages:
+        kept = newest((*call.history, {"role": "user", "content": call.question}), max_messages)
+        call = replace(call, history=kept[:-1])
+    return call
+
+
+def newest(messages: tuple[dict, ...], limit: int) -> tuple[dict, ...]:
+    """At most `limit` messages: the system message if there is one, then the newest ones,
+    starting with a user message (never an answer whose question is gone)."""
+    if len(messages) <= limit:
+        return messages
+    head = messages[:1] if messages[0].get("role") == "system" else ()
+    rest = messages[len(messages) - max(limit - len(head), 1):]
+    while len(rest) > 1 and rest[0].get("role") != "user":
+        rest = rest[1:]
+    return (*head, *rest)
 
 
 def _messages(value: Any) -> list[dict]:
