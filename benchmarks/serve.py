@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import select
 import signal
 import socket
@@ -55,6 +56,9 @@ aggregator = "openai:agg"
 """
 TICKS = os.sysconf("SC_CLK_TCK")
 LITELLM_SPEC = "litellm[proxy]>=1.50,<2"
+# LiteLLM's proxy refuses to start without a master key; every client sends it (moa, run without
+# --api-key, ignores it).
+BEARER = "sk-" + secrets.token_hex(24)
 
 
 # ------------------------------------------------------------------------------ processes
@@ -152,7 +156,8 @@ def start_litellm(backend_v1: str, home: str) -> tuple[subprocess.Popen, str]:
         "litellm_settings:\n  telemetry: false\n  drop_params: true\n")
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
     # Offline: the model price list ships inside the package; nothing is fetched.
-    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", NO_DOCS="True", DISABLE_ADMIN_UI="True")
+    env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR", NO_DOCS="True", DISABLE_ADMIN_UI="True",
+               LITELLM_MASTER_KEY=BEARER)
     proc = subprocess.Popen([litellm_command(), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
                              "--num_workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=home)
@@ -187,7 +192,7 @@ async def stream_one(client: httpx.AsyncClient, url: str, model: str, i: int) ->
 
 def client() -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    return httpx.AsyncClient(timeout=30, limits=limits)
+    return httpx.AsyncClient(timeout=30, limits=limits, headers={"Authorization": f"Bearer {BEARER}"})
 
 
 async def serial(url: str, model: str) -> list[float]:
