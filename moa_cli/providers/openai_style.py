@@ -218,8 +218,8 @@ async def _bounded_lines(chunks: AsyncIterator[bytes], where: str, provider: str
             start = searched = end + 1
         del buffer[:start]
         if len(buffer) > MAX_LINE:
-            raise ProviderError(f"{where}: the server sent a stream line longer than {MAX_LINE} bytes",
-                                provider=provider, model=model)
+            raise _error(where, f"the server sent a stream line longer than {MAX_LINE} bytes", FailureKind.INTERNAL,
+                         provider=provider, model=model)
     if buffer:
         yield bytes(buffer).rstrip(b"\r").decode("utf-8", "replace")
 
