@@ -431,3 +431,21 @@ def test_a_second_signal_ends_the_drain_at_once_and_cleanly(moa_serve, server, s
     thread.join(timeout=30)
     assert "Traceback" not in running.log()
     assert results["r"].status == 503
+
+
+def test_a_client_that_stops_reading_is_dropped_and_its_upstream_closed(moa_serve, server):
+    server.script("m", reply=" ".join(["word"] * 2_000_000), chunk_words=5000)  # ~10 MB of answer
+    running = moa_serve("--idle-timeout", "0.5")
+    body = json.dumps({"model": "openai:m", "messages": QUESTION, "stream": True}).encode()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(20)
+        sock.connect(address(running))
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        # Never read: the server's writes back up, and after --idle-timeout it gives up.
+        wait_for(lambda: "outcome=client stopped reading" in running.log(), what="the server to drop the reader",
+                 timeout=60)
+    wait_for(lambda: server.requests("m") and server.requests("m")[0].get("outcome") in ("client closed", 200),
+             what="the upstream stream to end")
+    assert raw(running, "GET", "/health").status == 200

@@ -216,10 +216,10 @@ class TurnResponse:
                 note["outcome"] = "client closed"
             else:
                 writer.result()
+        except TimeoutError:  # (an OSError: first) the client stopped reading, its socket buffer stayed full
+            note["outcome"] = "client stopped reading"
         except OSError:  # the client left while a write was under way
             note["outcome"] = "client closed"
-        except TimeoutError:  # the client stopped reading: its socket buffer stayed full
-            note["outcome"] = "client stopped reading"
         except asyncio.CancelledError:
             # Only uvicorn cancels a request's task: its shutdown grace period is over. The turn
             # is cancelled below and the client told; ending normally here (not re-raising) is
