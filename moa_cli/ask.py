@@ -10,6 +10,8 @@ from .output import exit_code_for_output, warn
 from .render import pick_renderer
 from .service import open_service
 
+EXIT_NO_CODE = 1  # -x on an answer without a fenced code block: nothing to print, said so
+
 
 def ask_once(
     settings: Settings,
@@ -20,11 +22,21 @@ def ask_once(
     raw: bool = False,
     continue_last: bool = False,
     session_name: str | None = None,
+    role: str | None = None,
+    extract: str | None = None,
 ) -> int:
+    """`extract` ("all" or "last"): print only the answer's fenced code blocks (see extract_code.py)."""
     service = open_service(settings, continue_last=continue_last, session_name=session_name)
+    if role:
+        service.role = role
     for notice in service.settings.all_notices():
         warn(notice)
-    renderer = pick_renderer(json_output=json_output, prices=service.settings.prices, force_plain=plain, raw=raw)
+    if extract:
+        from .extract_code import QuietRenderer
+
+        renderer = QuietRenderer()
+    else:
+        renderer = pick_renderer(json_output=json_output, prices=service.settings.prices, force_plain=plain, raw=raw)
 
     async def run():
         try:
@@ -43,4 +55,15 @@ def ask_once(
     if outcome.error is not None:
         print_error(outcome.error.message)
         return outcome.error.exit_code
+    if extract:
+        from .extract_code import extracted, write_code
+
+        code = extracted(outcome.turn.final, extract)
+        if code is None:
+            print_error("the answer has no fenced code block (the turn is saved: `moa history show`)")
+            return EXIT_NO_CODE
+        try:
+            write_code(code, raw)
+        except OSError as error:
+            return exit_code_for_output(error)
     return EXIT_OK

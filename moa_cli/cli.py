@@ -10,6 +10,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from .completion import complete_mix, complete_provider, complete_role
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, MoaError
 from .flags import table_options
 from .output import print_error
@@ -21,22 +22,46 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion, typer's own mechanism
     # Plain click help: Rich's help tables cut long flag names ("--reference-max-tok…") at 80 columns.
     rich_markup_mode=None,
 )
 
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"moa {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _top(version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_show_version, is_eager=True, help="Print moa's version and exit.")] = False):
+    """Mixture-of-Agents chat: several models answer, one aggregator writes the final answer."""
+
+
 # Flags of several commands that are not settings of a turn (those come from the option table).
-Mix = Annotated[Optional[str], typer.Option("--mix", "-m", help="Named mix (see `moa mixes`).")]
+Mix = Annotated[Optional[str], typer.Option("--mix", "-m", help="Named mix (see `moa mixes`).",
+                                             autocompletion=complete_mix, metavar="NAME")]
+Log = Annotated[Optional[bool], typer.Option("--log/--no-log", help="Save the turn in the sessions database (default on).")]
+Files = Annotated[Optional[List[str]], typer.Option(
+    "--file", "-f", metavar="PATH", help="Put this text file before the question, with its name; repeatable.")]
+Role = Annotated[Optional[str], typer.Option(
+    "--role", metavar="NAME", autocompletion=complete_role,
+    help="A [roles.NAME] from the config: its system prompt, and its mix unless -m/-r/-a pick one (see `moa roles`).")]
 
 
-def _source_and_settings(overrides):
+def _source_and_settings(overrides, role: str | None = None):
     """This process's config source, and the Settings of the flags a command was given (an
-    Overrides, see flags.table_options)."""
+    Overrides, see flags.table_options), with a `--role` on top (roles.with_role)."""
     from .config import load_source
+    from .roles import with_role
 
     source = load_source()
-    return source, source.settings(overrides)
+    return source, source.settings(with_role(overrides, role))
 
 
 ASK_EXAMPLES = """Examples:
@@ -46,6 +71,9 @@ ASK_EXAMPLES = """Examples:
   git diff | moa ask "Review this patch" --mix coding-oss
   moa ask -r openai:gpt-4o-mini,together:deepseek-ai/DeepSeek-V3 "Hi"
   moa ask --mix local --json "What is MoA?" | jq .final
+  moa ask -f app.py -f test_app.py "Why does the test fail?"
+  moa ask -x "A Python script that dedups lines" > dedup.py
+  moa ask --role reviewer -f patch.diff "Review this"
 """
 
 CHAT_EXAMPLES = """Examples:
@@ -53,15 +81,20 @@ CHAT_EXAMPLES = """Examples:
 \b
   moa chat          (then /help; /proposals shows the references)
   moa chat --mix local --continue
+  moa chat --role reviewer -f notes.md   (the file goes with message one)
   printf 'first question\\nsecond question\\n' | moa chat --plain
 """
 
 
-@app.command(epilog=ASK_EXAMPLES)
+@app.command(epilog=ASK_EXAMPLES, short_help="Answer one question with a Mixture-of-Agents.")
 @table_options("ask")
 def ask(
     question: Annotated[Optional[List[str]], typer.Argument(help="The question; '-' reads stdin. Piped stdin is prepended.")] = None,
     overrides=None,
+    files: Files = None,
+    role: Role = None,
+    extract: Annotated[bool, typer.Option("--extract", "-x", help="Print only the fenced code blocks of the final answer.")] = False,
+    extract_last: Annotated[bool, typer.Option("--extract-last", help="Print only the last fenced code block of the final answer.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object with every answer.")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Plain text with the model's bytes exactly as sent (control characters kept).")] = False,
@@ -72,29 +105,49 @@ def ask(
     from .ask import ask_once
     from .inputs import prompt_from
 
-    text = prompt_from(question)
-    _, settings = _source_and_settings(overrides)
+    if (extract or extract_last) and json_output:
+        from .errors import UsageError
+
+        raise UsageError("-x/--extract-last print code, --json prints JSON: use one of them")
+    text = prompt_from(question, files=files or ())
+    _, settings = _source_and_settings(overrides, role)
     raise typer.Exit(ask_once(settings, text, json_output=json_output, plain=plain or raw, raw=raw,
-                              continue_last=continue_, session_name=session))
+                              continue_last=continue_, session_name=session, role=role,
+                              extract="last" if extract_last else "all" if extract else None))
 
 
-@app.command(epilog=CHAT_EXAMPLES)
+@app.command(epilog=CHAT_EXAMPLES, short_help="Chat with a Mixture-of-Agents, saved as a session.")
 @table_options("chat")
 def chat(
     overrides=None,
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="Resume the last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Resume or create the named session.")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="Plain text answers, no live panels.")] = False,
+    files: Files = None,
+    role: Role = None,
 ):
     """Chat with a Mixture-of-Agents: multi-turn, saved as a session. Piped stdin: one turn per line."""
     from .repl import run_chat
+    from .attachments import read_files
 
-    raise typer.Exit(run_chat(*_source_and_settings(overrides), continue_last=continue_, session_name=session, plain=plain))
+    attached = read_files(files or ())  # a bad file is refused before the chat starts
+    raise typer.Exit(run_chat(*_source_and_settings(overrides, role), continue_last=continue_, session_name=session,
+                              plain=plain, role=role, attachments=attached))
 
 
-@app.command()
+BENCH_EXAMPLES = """Examples:
+
+\b
+  moa bench humaneval --mix coding-oss --limit 20
+  moa bench chat --mix moa-lite --judge openai:gpt-4o
+  moa bench prompts.jsonl --baseline openai:gpt-4o-mini --out runs/mine
+  moa bench humaneval --out runs/he --resume
+"""
+
+
+@app.command(epilog=BENCH_EXAMPLES, short_help="Is a mix worth its cost? Quality, latency and cost against its models.")
 def bench(
-    suite: Annotated[str, typer.Argument(help="humaneval, chat (30 built-in instructions), or a FILE.jsonl with instruction fields.")],
+    suite: Annotated[str, typer.Argument(help="humaneval, chat (30 built-in instructions), or a FILE.jsonl with instruction fields.", metavar="SUITE")],
     mix: Mix = None,
     baseline: Annotated[Optional[List[str]], typer.Option("--baseline", help="Another model to compare, PROVIDER:MODEL; repeatable.")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Model calls in flight at most (default 4; 1 when every model is local).")] = None,
@@ -112,25 +165,26 @@ def bench(
                                  resume=resume, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge))
 
 
-@app.command()
-def history(
-    action: Annotated[str, typer.Argument(help="list | show | export | delete")] = "list",
-    session: Annotated[Optional[str], typer.Argument(help="Session id or name (show, export, delete).")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Export format: md or json.")] = "md",
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Export to this file, not stdout.")] = None,
-    proposals: Annotated[bool, typer.Option("--proposals", "-p", help="`show`: every reference answer too, in full.")] = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="`list`: at most this many sessions.")] = 50,
-):
-    """Saved chat sessions: `list`, `show ID`, `export ID --format md|json`, `delete ID`."""
-    from .commands import history as command
+from .manage_cli import config_app, history_app, keys_app  # noqa: E402 - after the shared option types
 
-    command.run(action, session, fmt=fmt, output=output, proposals=proposals, limit=limit)
+app.add_typer(history_app)
 
 
-@app.command()
+MIXES_EXAMPLES = """Examples:
+
+\b
+  moa mixes                      (every mix and where it comes from)
+  moa mixes show coding-oss      (one mix resolved, as TOML)
+  moa mixes show >> "$(moa config path)"
+"""
+
+
+@app.command(epilog=MIXES_EXAMPLES, short_help="List the mixes, or show one resolved, as TOML.")
 def mixes(
-    action: Annotated[str, typer.Argument(help="'list' (default), 'show', or a mix name to show.")] = "list",
-    name: Annotated[Optional[str], typer.Argument(help="The mix to show (default: the one `moa ask` would use).")] = None,
+    action: Annotated[str, typer.Argument(help="'list' (default), 'show', or a mix name to show.", metavar="ACTION",
+                                          autocompletion=lambda incomplete: [c for c in ["list", "show", *complete_mix(incomplete)] if c.startswith(incomplete)])] = "list",
+    name: Annotated[Optional[str], typer.Argument(help="The mix to show (default: the one `moa ask` would use).", metavar="NAME",
+                                                  autocompletion=complete_mix)] = None,
 ):
     """List the mixes and where each comes from, or `moa mixes show NAME` to print one resolved, as TOML."""
     from .commands import mixes as command
@@ -138,37 +192,57 @@ def mixes(
     command.run(action, name)
 
 
-@app.command()
-def models(provider: Annotated[Optional[str], typer.Argument(
-        help="Provider name (see `moa keys list`); default: every provider with a key.")] = None):
-    """List the models a provider serves (from its /models endpoint), as PROVIDER:MODEL.
+MODELS_EXAMPLES = """Examples:
 
-    Example: `moa models together | grep -i qwen`"""
+\b
+  moa models                     (every provider with a key)
+  moa models together | grep -i qwen
+"""
+
+
+@app.command(epilog=MODELS_EXAMPLES, short_help="List the models a provider serves, as PROVIDER:MODEL.")
+def models(provider: Annotated[Optional[str], typer.Argument(
+        help="Provider name (see `moa keys list`); default: every provider with a key.", metavar="PROVIDER",
+        autocompletion=complete_provider)] = None):
+    """List the models a provider serves (from its /models endpoint), as PROVIDER:MODEL."""
     from .commands import models as command
 
     command.run(provider)
 
 
-@app.command()
-def config(action: Annotated[str, typer.Argument(help="path | show | init")] = "show"):
-    """Print the config file's path, check and show it (secrets redacted), or write a commented example (`init`, never overwrites)."""
-    from .commands import config as command
-
-    command.run(action)
+app.add_typer(config_app)
+app.add_typer(keys_app)
 
 
-@app.command()
-def keys(
-    action: Annotated[str, typer.Argument(help="list | set | delete")] = "list",
-    provider: Annotated[Optional[str], typer.Argument(help="Provider, for `set` and `delete`.")] = None,
-):
-    """`moa keys set PROVIDER` saves an API key (hidden input, file mode 0600); `moa keys list` shows which providers have one; `moa keys delete PROVIDER` forgets a saved key."""
-    from .commands import keys as command
+ROLES_EXAMPLES = """Examples:
 
-    command.run(action, provider)
+\b
+  moa roles
+  moa ask --role reviewer -f patch.diff "Review this"
+  moa chat --role tutor         (then /role NAME or /system TEXT to switch)
+"""
 
 
-@app.command()
+@app.command(epilog=ROLES_EXAMPLES, short_help="List the roles: [roles.NAME] config tables.")
+def roles():
+    """List the roles of the config file: each [roles.NAME] table holds a system prompt (`system`) and
+    optionally a mix (`mix`) and a `description`."""
+    from .roles import list_roles
+
+    list_roles()
+
+
+SERVE_EXAMPLES = """Examples:
+
+\b
+  moa serve --mix coding-oss --port 8080
+  moa serve --port 0                  (a free port, shown on start)
+  moa serve --host 0.0.0.0 --api-key "$(openssl rand -hex 16)"
+  curl -s localhost:8000/v1/models
+"""
+
+
+@app.command(epilog=SERVE_EXAMPLES, short_help="Serve the mixes as an OpenAI-compatible API.")
 def serve(
     mix: Mix = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --api-key.")] = "127.0.0.1",
@@ -207,6 +281,30 @@ def serve(
                                 header_timeout=header_timeout, idle_timeout=idle_timeout, max_messages=max_messages))
 
 
+MCP_EXAMPLES = """Examples:
+
+\b
+  claude mcp add moa -- moa mcp --mix coding-oss   (Claude Code)
+  {"command": "moa", "args": ["mcp"]}              (any MCP client's config)
+  moa mcp --no-log                                 (keep no sessions)
+"""
+
+
+@app.command(epilog=MCP_EXAMPLES, short_help="Serve the mixes to coding agents over MCP (stdio).")
+def mcp(
+    mix: Annotated[Optional[str], typer.Option("--mix", "-m", help="The mix `ask` uses when the agent names none.",
+                                               autocompletion=complete_mix, metavar="NAME")] = None,
+    log: Log = None,
+):
+    """Serve the mixes to coding agents over MCP on stdin/stdout (needs the `mcp` extra): tools `ask` and `list_mixes`."""
+    try:
+        from .mcp_server import serve_stdio
+    except ImportError as error:
+        raise MoaError(f"moa mcp needs the mcp extra ({(error.name or 'mcp').split('.')[0]} is missing): "
+                       "pip install 'moa-cli[mcp]'") from None
+    raise typer.Exit(serve_stdio(mix=mix, log=log))
+
+
 def main() -> None:
     """The console entry point. Programs embedding moa call `run(argv)`, which returns the code."""
     from .output import guard_standard_streams
@@ -241,6 +339,7 @@ def run(argv: list[str]) -> int:
     """Run one command: one-line errors with documented exit codes, never a traceback."""
     try:
         command = typer.main.get_command(app)
+        _name_placeholders(command)
         # From here on Ctrl-C is a KeyboardInterrupt that every frontend handles (until now the
         # entry module's start-up handler ended moa quietly).
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -259,7 +358,10 @@ def run(argv: list[str]) -> int:
         # Typer may vendor its own copy of click, so its exceptions are matched by class name.
         kinds = {cls.__name__ for cls in type(error).__mro__}
         if "NoArgsIsHelpError" in kinds:
-            code = 0  # bare `moa` printed its help: nothing went wrong
+            ctx = getattr(error, "ctx", None)
+            if ctx is not None:
+                sys.stdout.write(ctx.get_help() + "\n")  # bare `moa` (or `moa history`): the help
+            code = 0
         elif "UsageError" in kinds:
             ctx = getattr(error, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
@@ -277,6 +379,28 @@ def run(argv: list[str]) -> int:
             print_error(f"internal error: {type(error).__name__}: {error} (run with MOA_DEBUG=1 for a traceback)")
             code = 1
     return code if isinstance(code, int) else 0
+
+
+_PLACEHOLDERS = {"int": "N", "float": "NUMBER", "str": "TEXT"}
+
+
+def _name_placeholders(command) -> None:
+    """Give every option and argument without a metavar a plain placeholder (`N`, `TEXT`,
+    `QUESTION...`), so --help never shows Python types such as `<list[str]>`."""
+    for param in getattr(command, "params", ()):
+        if param.param_type_name == "argument" and hasattr(param, "display_type_rich"):
+            # typer writes an argument's Python type after its name ("SESSION <str>"): the name says enough
+            param.display_type_rich = lambda ctx: None
+        if param.metavar is not None or getattr(param, "is_flag", False) or getattr(param, "count", False):
+            continue
+        if param.param_type_name == "argument":
+            name = (param.name or "value").upper()
+            param.metavar = name
+        else:
+            bare = param.bare_type() if callable(getattr(param, "bare_type", None)) else ""
+            param.metavar = _PLACEHOLDERS.get(str(bare).removeprefix("list[").removesuffix("]"), "VALUE")
+    for sub in getattr(command, "commands", {}).values():
+        _name_placeholders(sub)
 
 
 def _is_output_error(error: OSError) -> bool:

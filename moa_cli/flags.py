@@ -56,7 +56,19 @@ def typer_type(option: Option):
     if option.short:
         names.append("-" + option.short)
     value_type = List[str] if option.kind is Kind.MODELS else option.kind.value
-    return Annotated[Optional[value_type], typer.Option(*names, help=option.help_text(), show_default=False)]
+    return Annotated[Optional[value_type], typer.Option(*names, help=option.help_text(), show_default=False,
+                                                       **_completion(option))]
+
+
+def _completion(option: Option) -> dict:
+    """Shell completion (and the placeholder --help shows) for the options that name mixes or models."""
+    from .completion import complete_mix, complete_model
+
+    if option.name == "mix":
+        return {"autocompletion": complete_mix, "metavar": "NAME"}
+    if option.kind is Kind.MODELS or option.name == "aggregator":
+        return {"autocompletion": complete_model, "metavar": "MODEL"}
+    return {}
 
 
 def _is_argument(parameter: inspect.Parameter) -> bool:

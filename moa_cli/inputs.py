@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 from .errors import UsageError
 
@@ -27,15 +27,20 @@ def stdin_has_data() -> bool:
         return False  # stdin closed
 
 
-def prompt_from(args: list[str] | None) -> str:
-    """`moa ask Q`, `cat f | moa ask Q` (stdin, blank line, Q), `echo q | moa ask`, `moa ask -`."""
+def prompt_from(args: list[str] | None, files: Sequence[str] = ()) -> str:
+    """`moa ask Q`, `cat f | moa ask Q` (stdin, blank line, Q), `echo q | moa ask`, `moa ask -`;
+    with `-f PATH`, each file goes between stdin and the question (see attachments.py)."""
+    from .attachments import compose, read_files
+
+    attached = read_files(files)  # a bad file is refused before stdin is read
     words = list(args or [])
     if words == ["-"]:
-        text = read_stdin() if sys.stdin is not None else ""
+        piped, question = (read_stdin() if sys.stdin is not None else ""), ""
     else:
         question = " ".join(words).strip()
         piped = read_stdin() if sys.stdin is not None and stdin_has_data() else ""
-        text = f"{piped.rstrip()}\n\n{question}" if piped.strip() and question else (question or piped)
+    text = compose(question, attached, before=piped) if attached else (
+        f"{piped.rstrip()}\n\n{question}" if piped.strip() and question else (question or piped))
     if not text.strip():
         raise UsageError("empty prompt: give a question as an argument or pipe text on stdin")
     return text.strip("\n")

@@ -34,10 +34,19 @@ class Chat:
         self.plain = plain or piped
         self.show_proposers = True
         self.answered = False  # piped answers after the first are set apart by a blank line
+        self.attachments: list = []  # files (`-f`, `/file`) that go with the next message
 
     @property
     def settings(self) -> Settings:
         return self.service.settings
+
+    @property
+    def role(self) -> str | None:
+        return self.service.role
+
+    @role.setter
+    def role(self, name: str | None) -> None:
+        self.service.role = name  # saved on the session with the next turn
 
     @property
     def store(self):
@@ -89,6 +98,10 @@ class Chat:
     # ---------------------------------------------------------------- one turn
 
     async def ask(self, question: str, replaces: TurnRecord | None = None):
+        if self.attachments and replaces is None:
+            from .attachments import compose
+
+            question, self.attachments = compose(question, self.attachments), []
         history = self.service.history()
         if replaces is not None:
             history = history[:-2]  # the answer being regenerated is the newest exchange
@@ -210,20 +223,26 @@ def _quiet_tty(enabled: bool):
 
 
 def run_chat(source: ConfigSource, settings: Settings, *, continue_last: bool = False, session_name: str | None = None,
-             plain: bool = False) -> int:
+             plain: bool = False, role: str | None = None, attachments: list | None = None) -> int:
     service = open_service(settings, continue_last=continue_last, session_name=session_name)
+    if role:
+        service.role = role
     for notice in service.settings.all_notices():
         warn(notice)
     info = service.resumed
     if info is not None:
         label = f"'{info.name}' (id {info.id})" if info.name else str(info.id)
-        warn(f"continuing session {label}, {info.turns} turns")
+        warn(f"continuing session {label}, {info.turns} turns"
+             + (f", role {service.role}" if service.role else ""))
     elif continue_last:
         warn("no earlier session: starting a new one")
     elif session_name:
         warn(f"new session '{session_name.strip()}'")
     piped = not sys.stdin.isatty()
     chat = Chat(service, source=source, piped=piped, plain=plain)
+    chat.attachments = list(attachments or [])
+    if info is not None:
+        recap(chat)
 
     try:
         return signals.run_until_stopped(lambda: chat.run(_piped_lines() if piped else _prompter(chat)))
@@ -231,6 +250,20 @@ def run_chat(source: ConfigSource, settings: Settings, *, continue_last: bool = 
         return stopped.code
     finally:
         service.close()
+
+
+def recap(chat: Chat, lines: int = 6) -> None:
+    """The last exchange of a resumed session, shortened: where the conversation stands."""
+    turns = [t for t in chat.turns() if t.replaced_by is None]
+    if not turns:
+        return
+    last = turns[-1]
+    question = " ".join(last.question.split())
+    chat.say(f"last question (turn {last.seq}): {question if len(question) <= 100 else question[:99] + '…'}")
+    answer = (last.final or f"({last.status}, no answer)").strip().splitlines()
+    shown = answer[:lines] + ([f"… ({len(answer) - lines} more lines: /history, `moa history show`)"]
+                              if len(answer) > lines else [])
+    chat.say("last answer:\n" + "\n".join("  " + line for line in shown))
 
 
 def _piped_lines() -> Callable[[], Awaitable[str | None]]:
@@ -287,7 +320,8 @@ def _prompter(chat: Chat) -> Callable[[], Awaitable[str | None]]:
     history.touch(mode=0o600, exist_ok=True)  # questions can be private, like the session file
     session = PromptSession(
         history=FileHistory(str(history)), key_bindings=keys, multiline=True, completer=SlashCompleter(),
-        complete_while_typing=False, prompt_continuation=lambda width, *_: "." * (width - 1) + " ",
+        complete_while_typing=False, enable_open_in_editor=True,  # Ctrl-X Ctrl-E: edit the input in $EDITOR
+        prompt_continuation=lambda width, *_: "." * (width - 1) + " ",
         output=create_output(always_prefer_tty=True),  # `moa chat > file`: the prompt still shows
     )
     chat.say(f"moa chat · {chat.describe()} · /help for commands · Ctrl-D to leave")

@@ -50,15 +50,16 @@ class TurnOutcome:
         return self.status == "ok"
 
 
-def open_pool(settings: Settings) -> ProviderPool:
-    """Providers for the mix, built now so a missing key fails before any call starts."""
+def open_pool(settings: Settings, *, eager: bool = True) -> ProviderPool:
+    """Providers for the mix, built now so a missing key fails before any call starts
+    (`eager=False`: each built when first used, for a pool that serves many mixes)."""
     stored = keystore.load_keys()
 
     def factory(name: str):
         return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models)
 
     pool = ProviderPool(factory, settings.options.concurrency)
-    for name in sorted(settings.mix.providers()):
+    for name in sorted(settings.mix.providers()) if eager else ():
         pool.get(name)
     return pool
 
@@ -92,6 +93,8 @@ class TurnService:
         self._owns_pool = pool is None
         self.resumed = resumed  # the session continued, if any
         self._memory: list[dict] = []  # the context when turns are not logged (--no-log)
+        self.role: str | None = None  # the role (roles.py) the turns run under, saved on the session
+        self._saved_role: str | None = None
 
     @property
     def logging(self) -> bool:
@@ -115,6 +118,7 @@ class TurnService:
     def new_session(self) -> None:
         """Forget the conversation: the next turn starts a new session."""
         self.session_id, self.session_name, self.resumed, self._memory = None, None, None, []
+        self._saved_role = None  # the new session gets the current role with its first turn
 
     async def run(self, question: str, *, history: Sequence[dict] | None = None,
                   listeners: Sequence[Listener] = (), replaces: int | None = None) -> TurnOutcome:
@@ -168,6 +172,9 @@ class TurnService:
             error=str(outcome.error) if outcome.error else ("interrupted" if outcome.status == "interrupted" else None),
             cost=None if unknown else dollars, replaces=replaces, mix_json=mix_to_json(settings.mix),
         )
+        if self.role != self._saved_role:
+            store.set_role(self.session_id, self.role)
+            self._saved_role = self.role
 
     async def aclose(self) -> None:
         if self.pool is not None:
@@ -227,8 +234,11 @@ def open_service(settings: Settings, *, continue_last: bool = False, session_nam
             mix = mix_from_json(stored) if stored else None
             if mix is not None:
                 settings = settings.with_mix(mix)
-        return TurnService(settings, store=store, session_id=info.id if info else None,
-                           session_name=session_name.strip() if session_name else None, resumed=info)
+        service = TurnService(settings, store=store, session_id=info.id if info else None,
+                              session_name=session_name.strip() if session_name else None, resumed=info)
+        if info is not None:
+            service.role = service._saved_role = store.session_role(info.id)
+        return service
     except BaseException:
         store.close()
         raise

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Protocol
 
+from . import slash_extras
 from .config.options import FLAG_OPTIONS, Option, find
 from .errors import UsageError
 from .files import write_atomic
@@ -32,6 +33,8 @@ class ChatState(Protocol):
 
     piped: bool  # input comes from a pipe: output goes to stderr, no Rich rendering
     show_proposers: bool
+    attachments: list  # files (`-f`, `/file`) that go with the next message
+    role: str | None  # the role the chat runs under (roles.py), saved with the session
 
     @property
     def settings(self) -> "Settings": ...
@@ -107,6 +110,13 @@ COMMANDS: dict[str, Command] = {
     "/rounds": Command("N", "reference rounds (0 = aggregator alone)", _alias("rounds")),
     "/temperature": Command("X", "sampling temperature for every call", _alias("temperature")),
     "/max-tokens": Command("N", "output cap for every call", _alias("max_tokens")),
+    "/file": Command("PATH", "attach a text file to your next message", lambda c, a: slash_extras.attach(c, a)),
+    "/role": Command("[NAME]", "switch to a role ([roles.NAME] in the config); no NAME: show them",
+                     lambda c, a: slash_extras.role(c, a), lambda c: slash_extras.role_names()),
+    "/system": Command("[TEXT]", "set the system prompt for every model; no TEXT: show it",
+                       lambda c, a: slash_extras.system(c, a)),
+    "/copy": Command("[code]", "copy the last answer (or its code blocks) to the clipboard",
+                     lambda c, a: slash_extras.copy(c, a), lambda c: ["code"]),
     "/proposers": Command("[on|off]", "show or hide the reference panels", lambda c, a: proposers(c, a),
                           lambda c: ["on", "off"]),
 }

@@ -84,6 +84,23 @@ MIGRATIONS = [
     ALTER TABLE proposals ADD COLUMN failure_kind TEXT;
     ALTER TABLE proposals ADD COLUMN failure_status INTEGER;
     """,
+    # 6: `moa history search` (full-text index over questions and final answers, kept by
+    # triggers) and the role a session runs (`--role`, `/role`), restored by --continue.
+    """
+    ALTER TABLE sessions ADD COLUMN role TEXT;
+    CREATE VIRTUAL TABLE turns_fts USING fts5(question, final, content='turns', content_rowid='id');
+    INSERT INTO turns_fts (turns_fts) VALUES ('rebuild');
+    CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+        INSERT INTO turns_fts (rowid, question, final) VALUES (new.id, new.question, new.final);
+    END;
+    CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, question, final) VALUES ('delete', old.id, old.question, old.final);
+    END;
+    CREATE TRIGGER turns_fts_update AFTER UPDATE OF question, final ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, question, final) VALUES ('delete', old.id, old.question, old.final);
+        INSERT INTO turns_fts (rowid, question, final) VALUES (new.id, new.question, new.final);
+    END;
+    """,
 ]
 
 STATUSES = ("ok", "failed", "interrupted")
@@ -111,6 +128,16 @@ class SessionInfo:
     mix: str
     turns: int = 0
     preview: str = ""  # the first question, on one line, shortened
+
+
+@dataclass
+class SearchHit:
+    session_id: int
+    session_name: str | None
+    seq: int  # the turn's number within its session
+    created: float
+    question: str
+    excerpt: str  # the matching words in context
 
 
 @dataclass
@@ -337,6 +364,31 @@ class Store:
     def delete_session(self, session_id: int) -> bool:
         with self._write() as c:  # turns and proposals go with it (ON DELETE CASCADE)
             return c.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+
+    @_guarded
+    def set_role(self, session_id: int, role: str | None) -> None:
+        with self._write() as c:
+            c.execute("UPDATE sessions SET role = ? WHERE id = ?", (role or None, session_id))
+
+    @_guarded
+    def session_role(self, session_id: int) -> str | None:
+        row = self._conn.execute("SELECT role FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row["role"] if row else None
+
+    @_guarded
+    def search(self, text: str, limit: int = 20) -> list[SearchHit]:
+        """Turns whose question or final answer holds every word of `text`, newest first. Each
+        word is matched as an FTS5 phrase, so quotes, `*` or `NEAR` in it are only text."""
+        words = [w for w in text.split() if w.strip('"')]
+        if not words:
+            return []
+        query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        rows = self._conn.execute(
+            "SELECT t.session_id, s.name, t.seq, t.created, t.question,"
+            " snippet(turns_fts, -1, '', '', '…', 12) AS excerpt"
+            " FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid JOIN sessions s ON s.id = t.session_id"
+            " WHERE turns_fts MATCH ? ORDER BY t.created DESC, t.id DESC LIMIT ?", (query, limit))
+        return [SearchHit(r["session_id"], r["name"], r["seq"], r["created"], r["question"], r["excerpt"]) for r in rows]
 
     # --- turns ---
 

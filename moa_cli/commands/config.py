@@ -69,6 +69,12 @@ EXAMPLE_CONFIG = """\
 # [pricing."mylab:qwen2.5-7b"]
 # input = 0.10
 # output = 0.30
+
+## Roles: a system prompt (and optionally a mix) for `--role reviewer` or `/role reviewer` in chat.
+# [roles.reviewer]
+# description = "a strict code reviewer"
+# system = "You review code. Point out bugs first, then style."
+# mix = "coding-oss"
 """
 # The strategies offered are the registered ones, so a new strategy is listed without an edit here.
 EXAMPLE_CONFIG = EXAMPLE_CONFIG.replace(
@@ -83,6 +89,9 @@ def run(action: str) -> None:
         # Checks every section and user mix: a broken file is reported (exit 2), never shown as fine.
         source = load_source()
         settings = source.settings()
+        from ..roles import load_roles
+
+        load_roles()  # the [roles.NAME] tables too
         if not path.exists():
             sys.stdout.write(f"# {path} does not exist: built-in mixes and defaults are in use.\n"
                              "# `moa config init` writes a commented example there.\n")

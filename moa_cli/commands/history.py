@@ -22,7 +22,7 @@ ACTIONS = ("list", "show", "export", "delete")
 
 
 def run(action: str, target: str | None, *, fmt: str = "md", output: str | None = None, proposals: bool = False,
-        limit: int = 50) -> None:
+        limit: int = 50, pager: bool | None = None) -> None:
     if action not in ACTIONS:
         raise UsageError(f"unknown history action '{action}' (use {', '.join(ACTIONS)})")
     if action != "list" and not target:
@@ -36,7 +36,7 @@ def run(action: str, target: str | None, *, fmt: str = "md", output: str | None 
         if info is None:
             raise UsageError(f"no session '{target}' (see `moa history list`)")
         if action == "show":
-            return show(info, store.turns(info.id), proposals)
+            return show(info, store.turns(info.id), proposals, pager)
         if action == "export":
             return export(safe_export(store, info.id, fmt), output)
         store.delete_session(info.id)
@@ -65,14 +65,69 @@ def list_sessions(sessions: list[SessionInfo]) -> None:
     _console().print(table)
 
 
-def show(info: SessionInfo, turns: list[TurnRecord], proposals: bool) -> None:
+def show(info: SessionInfo, turns: list[TurnRecord], proposals: bool, pager: bool | None = None) -> None:
     text = terminal_safe(transcript.markdown(info, turns, proposals=proposals))
     if sys.stdout.isatty():
         from ..render.mdstream import markdown
 
-        _console().print(markdown(text))
+        console = _console()
+        if pager is False:
+            console.print(markdown(text))
+            return
+        with console.capture() as captured:
+            console.print(markdown(text))
+        page(captured.get())
     else:
         sys.stdout.write(text + "\n")
+
+
+def page(text: str) -> None:
+    """Like git: through $PAGER (default `less`, with LESS=FRX unless set: quit when it fits on
+    one screen, keep colours, leave the text on screen), and only on a terminal."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    command = shlex.split(os.environ.get("MOA_PAGER") or os.environ.get("PAGER") or "less")
+    if not command or command[0] == "cat" or shutil.which(command[0]) is None:
+        sys.stdout.write(text)
+        return
+    env = {**os.environ, "LESS": os.environ.get("LESS", "FRX"), "LV": os.environ.get("LV", "-c")}
+    sys.stdout.flush()
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        sys.stdout.write(text)
+        return
+    try:
+        process.communicate(text.encode("utf-8", "replace"))
+    except (BrokenPipeError, KeyboardInterrupt):  # q in less, or Ctrl-C: the reader is done
+        pass
+    finally:
+        if process.poll() is None:
+            process.wait()
+
+
+def search(text: str, limit: int = 20) -> None:
+    """Turns matching every word of `text`, newest first: session id, session name, turn number,
+    date, question, excerpt (tab-separated), so `moa history show SESSION` is one copy away."""
+    if not text.strip():
+        raise UsageError("usage: moa history search TEXT")
+    if limit < 1:
+        raise UsageError("--limit: expected a whole number of at least 1")
+    with Store.open() as store:
+        hits = store.search(text, limit)
+    if not hits:
+        warn(f"no turn mentions {one_line_safe(text)!r}")
+        return
+    for hit in hits:
+        question = one_line_safe(hit.question)
+        fields = (str(hit.session_id), hit.session_name or "-", str(hit.seq), _when(hit.created), question if len(question) <= 60 else question[:59] + "…",
+                  one_line_safe(hit.excerpt))
+        sys.stdout.write("\t".join(one_line_safe(f) for f in fields) + "\n")
+    if sys.stdout.isatty():
+        warn("`moa history show SESSION` prints a whole session")
 
 
 def safe_export(store: Store, session_id: int, fmt: str) -> str:

@@ -111,7 +111,7 @@ DEFAULTS_KEYS = frozenset(o.name for o in OPTIONS if o.config in (MODEL_TABLES, 
 MIX_KEYS = frozenset({"description", "source", "layers", "references", "aggregator", "rounds", "strategy",
                       "shuffle", "models"}) | MODEL_KEYS
 PROVIDER_KEYS = frozenset({"kind", "base_url", "api_key_env", "headers", "description", "key_required"})
-SECTIONS = ("defaults", "providers", "mixes", "pricing", "local")
+SECTIONS = ("defaults", "providers", "mixes", "pricing", "local", "roles")  # roles: see roles.py
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Values a config file may hold that are no option: a mix's `shuffle`, a `[pricing]` entry.
