@@ -86,7 +86,9 @@ class ProgressListener:
 
 def proposals_of(turn: TurnResult) -> list[dict[str, Any]]:
     return [{"model": _one_line(r.call.label), "round": r.call.round, "role": str(r.call.role), "status": r.status,
-             "text": _clean(r.text), "error": _one_line(r.error) if r.error else None}
+             "text": _clean(r.text),
+             "error": _one_line(r.failure.describe()) if r.failure else None,
+             "failure": {"kind": r.failure.kind.value, "status": r.failure.status} if r.failure else None}
             for rnd in turn.rounds for r in rnd]
 
 

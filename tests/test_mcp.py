@@ -252,6 +252,7 @@ def test_hostile_answer_is_sanitized_and_no_key_appears_anywhere(mcp_env, server
     proposals = {p["model"]: p for p in result.structured_content["proposals"]}
     assert proposals["openai:m1"]["text"].startswith("\\x1b]0;owned")
     assert proposals["openai:m2"]["status"] == "failed"
+    assert proposals["openai:m2"]["failure"] == {"kind": "http", "status": 500}
 
 
 def loaded_modules(code: str) -> set[str]:

@@ -123,8 +123,8 @@ def search(text: str, limit: int = 20) -> None:
         return
     for hit in hits:
         question = one_line_safe(hit.question)
-        fields = (str(hit.session_id), hit.session_name or "-", str(hit.seq), _when(hit.created), question if len(question) <= 60 else question[:59] + "…",
-                  one_line_safe(hit.excerpt))
+        fields = (str(hit.session_id), hit.session_name or "-", str(hit.seq), when(hit.created),
+                  question if len(question) <= 60 else question[:59] + "…", one_line_safe(hit.excerpt))
         sys.stdout.write("\t".join(one_line_safe(f) for f in fields) + "\n")
     if sys.stdout.isatty():
         warn("`moa history show SESSION` prints a whole session")
