@@ -335,7 +335,7 @@ def test_migration_5_adds_kind_and_status_to_an_older_database(tmp_path):
     old.commit()
     old.close()
     with Store.open(path) as store:
-        assert store._version() == len(MIGRATIONS) == 5
+        assert store._version() == len(MIGRATIONS) >= 5  # later migrations (6: search) apply too
         (turn,) = store.turns(1)
         (proposal,) = turn.proposals
         assert (proposal["failure_kind"], proposal["failure_status"]) == (None, None)  # unknown, not guessed
