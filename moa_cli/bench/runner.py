@@ -160,7 +160,7 @@ class Runner:
         async with self.sandboxes:
             run = await grade(problem, record["output"])
         self.files.grades.add({"generator": record["generator"], "item": record["item"], "passed": run.passed,
-                               "status": run.status, "detail": run.detail, "network_isolated": run.network_isolated})
+                               "status": run.status, "detail": redact(run.detail), "isolation": run.isolation})
 
     async def judge_all(self) -> None:
         """Judge the mix against every baseline on every item, both orders per pair."""
