@@ -111,8 +111,11 @@ class Ledger:
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:
+                pass  # the write that failed was already reported; what is on disk stays readable
 
 
 def _parse(line: bytes) -> dict | None:

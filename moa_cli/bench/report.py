@@ -99,7 +99,6 @@ def _compare_judged(report: dict, systems: list[System], files: RunFiles) -> Non
     """Win rates over the items with a verdict; the items without one are counted apart, per
     baseline, and never as ties. Position consistency: how often both orders agreed."""
     rows = {r["name"]: r for r in report["systems"]}
-    rows[systems[0].name]["quality"] = 0.5  # the mix against itself, by definition
     judged = []
     for system in systems[1:]:
         records = [j for j in files.judgements.values() if j["baseline"] == system.name]
@@ -116,6 +115,8 @@ def _compare_judged(report: dict, systems: list[System], files: RunFiles) -> Non
             rows[system.name]["quality"] = _round(1 - rate["win_rate"])
     report["judged"] = judged
     report["verdicts"] = sum(j["items"] for j in judged)
+    if report["verdicts"]:
+        rows[systems[0].name]["quality"] = 0.5  # the mix against itself, by definition
     report["notes"].append(LENGTH_CAVEAT)
 
 

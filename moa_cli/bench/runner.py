@@ -109,7 +109,7 @@ class CallBudget:
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self.release(weight)  # admitted just as it was cancelled: give it back
-                else:
+                elif (weight, future) in self._waiters:
                     self._waiters.remove((weight, future))
                 raise
         else:
@@ -120,6 +120,8 @@ class CallBudget:
         self.free += weight
         while self._waiters and self._waiters[0][0] <= self.free:
             weight, future = self._waiters.popleft()
+            if future.done():  # its task was cancelled while it waited
+                continue
             self.free -= weight
             future.set_result(None)
 

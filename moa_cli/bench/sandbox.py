@@ -160,9 +160,7 @@ async def _run(program: str, kind: str, time_limit: float, memory_limit: int) ->
         directory = tempfile.mkdtemp(prefix="moa-sandbox-")
         cwd, env = directory, {**CLEAN_ENV, "HOME": directory, "TMPDIR": directory}
     try:
-        process = await asyncio.create_subprocess_exec(
-            *command, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        process = await _spawn(command, cwd, env)
         timed_out = False
         try:
             out, err = await asyncio.wait_for(_exchange(process, payload), time_limit)
@@ -188,6 +186,24 @@ async def _run(program: str, kind: str, time_limit: float, memory_limit: int) ->
         return TestRun("killed", f"killed by {signal.Signals(signum).name} (a memory, file-size or CPU limit)",
                        kind), error[0]
     return TestRun("failed", "the program ended before its tests completed (no pass signal)", kind), error[0]
+
+
+async def _spawn(command, cwd, env):
+    """Start the process, shielded: asyncio can hang for good when a task is cancelled while its
+    subprocess is being set up, so a cancellation waits for the start, kills, then goes on."""
+    spawning = asyncio.ensure_future(asyncio.create_subprocess_exec(
+        *command, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True))
+    try:
+        return await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        try:
+            process = await spawning
+        except Exception:  # noqa: BLE001 - it never started: nothing to kill
+            raise asyncio.CancelledError from None
+        _kill(process)
+        await process.wait()
+        raise
 
 
 async def _exchange(process, payload: bytes) -> tuple[bytes, bytes]:
