@@ -16,6 +16,9 @@ import pytest
 from conftest import MOA, wait_for
 
 CONFIG = """
+[defaults]
+retries = 0
+
 [mixes.trio]
 layers = [["openai:r1", "openai:r2"]]
 aggregator = "openai:agg"
@@ -51,7 +54,7 @@ def test_two_concurrent_resumes_one_is_refused_at_once_and_nothing_is_duplicated
     for model in ("r1", "r2", "agg"):
         server.script(model, reply="```python\nreturn 1\n```", delay=0.3)
     out = tmp_path / "run"
-    args = command("humaneval", "--mix", "trio", "--limit", "4", "--concurrency", "2", "--out", str(out))
+    args = command("humaneval", "--mix", "trio", "--limit", "3", "--concurrency", "2", "--out", str(out))
     first = subprocess.Popen(args, env=moa_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     predictions = out / "predictions.jsonl"
     try:
@@ -70,15 +73,15 @@ def test_two_concurrent_resumes_one_is_refused_at_once_and_nothing_is_duplicated
     refused = next(stderr for code, stderr in results if code == 2)
     assert refused.startswith("moa: error:") and refused.count("\n") == 1
     keys = keys_of(predictions)
-    assert len(keys) == len(set(keys)) == 12 and before < 12
+    assert len(keys) == len(set(keys)) == 9 and before < 9
     grades = keys_of(out / "grades.jsonl")
-    assert len(grades) == len(set(grades)) == 12
+    assert len(grades) == len(set(grades)) == 9
 
 
 def test_a_run_on_a_locked_directory_is_refused_while_the_first_runs(moa_env, server, home, tmp_path):
-    server.script("*", reply="```python\nreturn 1\n```", delay=3)
+    server.script("*", reply="```python\nreturn 1\n```", delay=2)
     out = tmp_path / "run"
-    args = command("humaneval", "--mix", "trio", "--limit", "2", "--out", str(out))
+    args = command("humaneval", "--mix", "trio", "--limit", "1", "--out", str(out))
     first = subprocess.Popen(args, env=moa_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for(lambda: (out / "run.json").exists(), "the first run to start", 60)
@@ -90,24 +93,21 @@ def test_a_run_on_a_locked_directory_is_refused_while_the_first_runs(moa_env, se
         first.kill()
         first.wait()
     keys = keys_of(out / "predictions.jsonl")
-    assert len(keys) == len(set(keys)) == 6
+    assert len(keys) == len(set(keys)) == 3
 
 
 def test_a_changed_definition_is_refused_saying_what_changed(moa, server, home, tmp_path):
-    server.script("*", reply=RIGHT_0)
     out = tmp_path / "run"
-    assert moa("bench", "humaneval", "--mix", "trio", "--limit", "1", "--out", str(out)).returncode == 0
+    assert moa("bench", "chat", "--mix", "trio", "--limit", "1", "--out", str(out)).returncode == 0
     saved = (out / "predictions.jsonl").read_bytes()
     (home / "config.toml").write_text(CONFIG.replace('aggregator = "openai:agg"',
                                                      'aggregator = "openai:agg"\nstrategy = "rank"'))
-    result = moa("bench", "humaneval", "--mix", "trio", "--limit", "1", "--out", str(out), "--resume")
+    result = moa("bench", "chat", "--mix", "trio", "--limit", "1", "--out", str(out), "--resume")
     assert result.returncode == 2 and "strategy" in result.stderr and result.stderr.count("\n") == 1, result.stderr
     (home / "config.toml").write_text(CONFIG.replace("openai:agg", "openai:agg2"))
-    result = moa("bench", "humaneval", "--mix", "trio", "--limit", "1", "--out", str(out), "--resume")
+    result = moa("bench", "chat", "--mix", "trio", "--limit", "1", "--out", str(out), "--resume")
     assert result.returncode == 2 and "aggregator" in result.stderr, result.stderr
     assert (out / "predictions.jsonl").read_bytes() == saved
-    (home / "config.toml").write_text(CONFIG)
-    assert moa("bench", "humaneval", "--mix", "trio", "--limit", "1", "--out", str(out), "--resume").returncode == 0
 
 
 def test_retry_failed_asks_again_without_duplicating(moa, server, home, tmp_path):

@@ -212,9 +212,22 @@ def write_files(report: dict, directory: Path) -> list[Path]:
 def chart(report: dict, path: Path) -> bool:
     """Quality against cost per system, like the MoA paper's cost-quality figure. Systems with no
     known price are placed by tokens instead, and the axis says so."""
+    drawn = figure_for(report)
+    if drawn is None:
+        return False
+    import matplotlib.pyplot as plt
+
+    figure, _, _ = drawn
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def figure_for(report: dict):
+    """(figure, axes, labels) of the chart, or None when no system has a quality."""
     points = [r for r in report["systems"] if r["quality"] is not None]
     if not points:
-        return False
+        return None
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a window, never a display
@@ -236,26 +249,27 @@ def chart(report: dict, path: Path) -> bool:
     axes.set_title(f"moa bench {one_line_safe(report['suite'])}: quality against cost")
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    _label_without_overlap(figure, axes, placed)
-    figure.savefig(path)
-    plt.close(figure)
-    return True
+    return figure, axes, _label_without_overlap(figure, axes, placed)
 
 
-def _label_without_overlap(figure, axes, placed) -> None:
+def _label_without_overlap(figure, axes, placed) -> list:
     """Each point's name beside it, moved down in steps until its box overlaps no other label."""
+    from matplotlib.text import Text
+
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
-    boxes = []
+    boxes, labels = [], []
     for x, y, name in sorted(placed, key=lambda p: -p[1]):
         for step in range(40):
             text = axes.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4 - 11 * step), fontsize=8,
                                  arrowprops={"arrowstyle": "-", "alpha": 0.4} if step else None)
-            box = text.get_window_extent(renderer).expanded(1.02, 1.1)
-            if not any(box.overlaps(other) for other in boxes):
+            box = Text.get_window_extent(text, renderer).expanded(1.02, 1.1)  # the words, not the leader line
+            if step == 39 or not any(box.overlaps(other) for other in boxes):
                 break
             text.remove()
         boxes.append(box)
+        labels.append(text)
+    return labels
 
 
 def print_table(report: dict, console) -> None:
