@@ -139,10 +139,9 @@ def test_fences_in_list_items_lose_the_items_indentation():
     assert (block.language, block.code) == ("python", "def f():\n    return 1\n")
 
 
-def test_every_canonical_solution_passes_whole_and_as_a_body():
-    """Both shapes of all 164 reference solutions pass; the isolation used is the one probed."""
-    pairs = [(p, p["canonical_solution"]) for p in PROBLEMS.values()]
-    pairs += [(p, f"```python\n{p['prompt']}{p['canonical_solution']}```") for p in list(PROBLEMS.values())[::4]]
+def test_canonical_solutions_pass_as_whole_functions_too():
+    """(test_bench.py grades all 164 as bodies.) A quarter of them, repeated whole in a block."""
+    pairs = [(p, f"```python\n{p['prompt']}{p['canonical_solution']}```") for p in list(PROBLEMS.values())[::4]]
     results = asyncio.run(ours(pairs))
     assert [p["task_id"] for (p, _), ok in zip(pairs, results) if not ok] == []
     assert asyncio.run(isolation()).kind in ("bwrap", "guard")

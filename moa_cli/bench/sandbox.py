@@ -43,7 +43,7 @@ CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": 
 
 @dataclass
 class TestRun:
-    status: str  # passed | failed | timeout | killed
+    status: str  # passed | failed | timeout | killed | error (the sandbox did not start)
     detail: str = ""  # why it failed: the exception, or the limit that stopped it
     isolation: str = "bwrap"  # bwrap | guard
 
@@ -178,6 +178,8 @@ async def _run(program: str, kind: str, time_limit: float, memory_limit: int) ->
     if nonce.encode() in out:
         return TestRun("passed", "", kind), ""
     text = out.decode("utf-8", "replace")
+    if not text and error[0].startswith("bwrap:"):  # the sandbox itself did not start (say, no PIDs left)
+        return TestRun("error", f"the sandbox did not start: {error[0][:DETAIL_BYTES]}", kind), error[0]
     if text.startswith("failed: "):
         return TestRun("failed", text[len("failed: "):][:DETAIL_BYTES], kind), error[0]
     code = process.returncode
