@@ -267,8 +267,10 @@ def test_no_graded_program_is_left_after_kill_9(bwrap, moa_env, server, home, tm
 def test_ctrl_c_during_grading_exits_130_with_nothing_left(bwrap, moa_env, server, home, tmp_path):
     server.script("*", reply=SLOW_ANSWER)
     process = _start(moa_env, tmp_path, "--limit", "1")
+    predictions = tmp_path / "run" / "predictions.jsonl"
     try:
-        wait_for(lambda: len(_graded_programs(process)) >= 2, "two graded programs running", timeout=60)
+        wait_for(lambda: predictions.exists() and len(predictions.read_bytes().splitlines()) == 3
+                 and len(_graded_programs(process)) >= 2, "every answer saved, two graded programs running", timeout=60)
         tree = _descendants(process.pid)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
