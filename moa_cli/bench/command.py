@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..output import print_error
 from ..output import warn
-from ..sanitize import one_line_safe
+from ..sanitize import json_dumps, one_line_safe
 
 
 class ProgressBars:
@@ -106,6 +107,7 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
     plan = {"version": 2, "suite": suite_name, "suite_hash": suite_hash(suite), "mix": settings.mix.name,
             "systems": {s.name: definition(s) for s in systems},
             "judge": definition(judge_as) if judge_as else None, "items": [item.id for item in items]}
+    plan = json.loads(json_dumps(plan, default=str))  # as run.json will hold it: lists, plain values
     pool = open_shared_pool(systems, [judge_as] if judge_as else [], concurrency)  # a missing key stops us here
     try:
         files = RunFiles(directory).open(plan, resume, retry_failed)

@@ -151,6 +151,8 @@ class RunFiles:
         after forgetting the answers that failed). A run is never overwritten, nor any file it
         did not create, and a directory another run holds is refused at once."""
         run_file = self.directory / "run.json"
+        lock_path = self.directory / LOCK_NAME
+        created_lock = not lock_path.exists()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock()
@@ -162,6 +164,8 @@ class RunFiles:
             else:
                 present = [name for name in RUN_FILE_NAMES if (self.directory / name).exists()]
                 if present:
+                    if created_lock:
+                        lock_path.unlink(missing_ok=True)  # leave a directory we may not use as it was
                     what = "a run" if "run.json" in present else ", ".join(present)
                     raise UsageError(f"{self.directory} already holds {what}: add --resume to continue a run, "
                                      f"or choose another --out")
