@@ -72,7 +72,7 @@ def definition(system: System) -> dict:
     settings = system.settings
     options = {k: v for k, v in dataclasses.asdict(settings.options).items() if k not in ("log", "concurrency")}
     providers = {name: {"kind": settings.providers[name].kind,
-                        "base_url": settings.providers[name].resolved_base_url(settings.env)}
+                        "base_url": settings.providers[name].resolved_base_url(settings.provider_env)}
                  for name in sorted(settings.mix.providers())}
     return {"role": system.role, "mix": dataclasses.asdict(settings.mix), "options": options, "providers": providers}
 
@@ -316,7 +316,7 @@ def open_shared_pool(systems: list[System], extra: list[System] = (), concurrenc
     stored = keystore.load_keys()
 
     def factory(name: str):
-        return build_provider(settings.providers[name], settings.env, stored, settings.local_models)
+        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models)
 
     pool = BenchPool(factory, settings.options.concurrency, concurrency or 1 << 20)
     for system in [*systems, *extra]:
