@@ -79,21 +79,20 @@ def test_two_concurrent_resumes_one_is_refused_at_once_and_nothing_is_duplicated
 
 
 def test_a_run_on_a_locked_directory_is_refused_while_the_first_runs(moa_env, server, home, tmp_path):
-    server.script("*", reply="```python\nreturn 1\n```", delay=2)
+    server.script("*", reply="```python\nreturn 1\n```", delay=60)  # the first run is still answering
     out = tmp_path / "run"
     args = command("humaneval", "--mix", "trio", "--limit", "1", "--out", str(out))
-    first = subprocess.Popen(args, env=moa_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen(args, env=moa_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: (out / "run.json").exists(), "the first run to start", 60)
         second = subprocess.run([*args, "--resume"], env=moa_env, cwd=tmp_path, capture_output=True, text=True,
                                 timeout=60)
+        assert first.poll() is None  # the first still held the directory
         assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
-        assert first.wait(timeout=120) == 0
     finally:
         first.kill()
         first.wait()
-    keys = keys_of(out / "predictions.jsonl")
-    assert len(keys) == len(set(keys)) == 3
+    assert not (out / "predictions.jsonl").exists() or keys_of(out / "predictions.jsonl") == []
 
 
 def test_a_changed_definition_is_refused_saying_what_changed(moa, server, home, tmp_path):

@@ -81,16 +81,30 @@ class Ledger:
         return key in self.records
 
     def add(self, record: dict) -> None:
+        """Append `record` (once per key): written, flushed and fsync'ed before this returns."""
+        if self._write(record):
+            os.fsync(self._handle.fileno())
+
+    async def save(self, record: dict) -> None:
+        """`add` for the event loop: the write and flush happen at once (a kill -9 after this
+        call loses nothing), the fsync in a worker thread, so the loop keeps running meanwhile;
+        it returns once the record is on disk."""
+        import asyncio
+
+        if self._write(record):
+            await asyncio.to_thread(os.fsync, self._handle.fileno())
+
+    def _write(self, record: dict) -> bool:
         key = self.key(record)
         if key in self.records:
-            return
+            return False
         record = redacted(record)
         if self._handle is None:
             self._handle = open(self.path, "a", encoding="utf-8")
         self._handle.write(json_dumps(record) + "\n")
         self._handle.flush()
-        os.fsync(self._handle.fileno())
         self.records[key] = record
+        return True
 
     def drop(self, keys: set[tuple]) -> None:
         """Forget the records with these keys, rewriting the file without them (written aside,

@@ -174,7 +174,7 @@ class Runner:
     async def _answer(self, system: System, item: Item) -> None:
         outcome = await self._turn(system, item.instruction)
         record = prediction_record(self.suite, system, item, outcome)
-        self.files.predictions.add(record)
+        await self.files.predictions.save(record)
         self.progress.answered(system.name, record)
         self._grade_later(record)
 
@@ -195,7 +195,7 @@ class Runner:
             except OSError as error:  # the sandbox could not start: a failed grade, with why
                 grade_record = {"passed": False, "status": "error", "isolation": self.isolation.kind,
                                 "detail": f"the test could not run: {error.strerror or error}"}
-        self.files.grades.add({"generator": record["generator"], "item": record["item"], **grade_record})
+        await self.files.grades.save({"generator": record["generator"], "item": record["item"], **grade_record})
 
     async def judge_all(self) -> None:
         """Judge the mix against every baseline on every item, both orders per pair."""
@@ -223,7 +223,7 @@ class Runner:
                   "mix_first": verdicts[0], "mix_second": verdicts[1],
                   "consistent": judging.consistent(*verdicts) if any(replies) else None,
                   "judge_failed": failed, "judge": self.judge.settings.mix.aggregator.label, "replies": replies}
-        self.files.judgements.add(record)
+        await self.files.judgements.save(record)
         self.progress.judged(record["baseline"], record)
 
     async def _turn(self, system: System, question: str) -> TurnOutcome:
