@@ -334,3 +334,22 @@ def test_the_fallback_to_the_guard_is_said_on_stderr_and_in_the_report(moa, serv
     assert report["isolation"] == "guard"
     assert [row["quality"] for row in report["systems"]] == [1.0, 1.0, 1.0]
     assert "guard" in (out / "report.md").read_text()
+
+
+def test_a_sandbox_left_by_a_killed_moa_bench_is_swept_at_the_next_start(bwrap):
+    """bwrap killed while it starts can leave its inner half waiting forever (bubblewrap #633);
+    one that names a moa bench that is gone is killed by the next run's start-up sweep."""
+    from moa_cli.bench import sandbox
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    prefix = list(sandbox.bwrap_prefix())
+    prefix[prefix.index(sandbox.OWNER) + 1] = str(gone.pid)
+    stale = subprocess.Popen([*prefix, "/bin/sleep", "60"], start_new_session=True)
+    try:
+        wait_for(lambda: len(_descendants(stale.pid)) >= 2, "the stale sandbox to start", timeout=30)
+        assert sandbox.sweep_stale_sandboxes() >= 1
+        assert stale.wait(timeout=20) == -signal.SIGKILL
+    finally:
+        stale.kill()
+        stale.wait()

@@ -112,7 +112,51 @@ def bwrap_prefix() -> tuple[str, ...] | None:
             "--unshare-cgroup-try", "--uid", "65534", "--gid", "65534", "--die-with-parent", "--new-session",
             *_binds(), "--proc", "/proc", "--dev", "/dev",
             "--size", str(TMPFS_SIZE), "--tmpfs", "/tmp", "--size", str(TMPFS_SIZE), "--tmpfs", WORKDIR,
-            "--chdir", WORKDIR, "--clearenv", *(x for k, v in CLEAN_ENV.items() for x in ("--setenv", k, v)))
+            "--chdir", WORKDIR, "--clearenv", *(x for k, v in CLEAN_ENV.items() for x in ("--setenv", k, v)),
+            "--setenv", OWNER, str(os.getpid()))
+
+
+OWNER = "MOA_BENCH_OWNER"  # on every bwrap's command line: which moa bench started it
+
+
+def sweep_stale_sandboxes() -> int:
+    """Kill what a killed moa bench left behind: bwrap has a known race (containers/bubblewrap
+    #633) where a bwrap killed while it starts leaves its inner half, the PID namespace's init,
+    waiting forever. Those carry OWNER with the pid of a moa bench that is gone. Returns how many."""
+    prefix = bwrap_prefix()
+    if prefix is None or not os.path.isdir("/proc"):
+        return 0
+    mark = f"\0{OWNER}\0".encode()
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read(1 << 16)
+        except OSError:
+            continue
+        if not command.startswith(prefix[0].encode() + b"\0") or mark not in command:
+            continue
+        owner = command.split(mark, 1)[1].split(b"\0", 1)[0]
+        if not owner.isdigit() or _alive(int(owner)):
+            continue
+        try:
+            os.kill(int(entry), signal.SIGKILL)
+            killed += 1
+        except OSError:
+            pass
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _isolation: Isolation | None = None
@@ -126,6 +170,7 @@ async def isolation() -> Isolation:
         if bwrap_prefix() is None:
             _isolation = Isolation("guard", "bwrap (bubblewrap) is not installed")
         else:
+            sweep_stale_sandboxes()
             run, error = await _run("pass\n", "bwrap", TIME_LIMIT, MEMORY_LIMIT)
             _isolation = Isolation("bwrap") if run.passed else Isolation("guard", f"bwrap refused to run: {error}")
     return _isolation
