@@ -153,6 +153,7 @@ def bench(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Model calls in flight at most (default 4; 1 when every model is local).")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Output directory (default: moa-bench/SUITE-MIX).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: finished items are kept.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: ask again the items whose answer failed.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None,
     sample: Annotated[Optional[int], typer.Option("--sample", help="N items picked at random (see --sample-seed).")] = None,
     sample_seed: Annotated[int, typer.Option("--sample-seed", help="Seed for picking the --sample items.")] = 0,
@@ -162,7 +163,8 @@ def bench(
     from .bench import command
 
     raise typer.Exit(command.run(suite, mix=mix, baselines=list(baseline or []), concurrency=concurrency, out=out,
-                                 resume=resume, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge))
+                                 resume=resume, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge,
+                                 retry_failed=retry_failed))
 
 
 from .manage_cli import config_app, history_app, keys_app  # noqa: E402 - after the shared option types

@@ -155,8 +155,8 @@ def test_judge_asks_twice_with_positions_swapped_and_needs_both_to_agree(moa, se
     server.script("r2", reply="TWOANSWER")
     # The judge prefers the mix over r1 in either position; against r2 it always says "A".
     server.script("judge", replies={
-        "[Answer A]\nMIXANSWER\n\n[Answer B]\nONEANSWER": "A",
-        "[Answer A]\nONEANSWER\n\n[Answer B]\nMIXANSWER": "B",
+        "[Answer A]\nMIXANSWER\n\n[Answer B]\nONEANSWER": "A is better. [[A]]",
+        "[Answer A]\nONEANSWER\n\n[Answer B]\nMIXANSWER": "[[B]]",
     }, reply="[[A]]")
     out = tmp_path / "run"
     result = moa("bench", str(prompts), "--mix", "trio", "--judge", "openai:judge", "--out", str(out))
@@ -209,10 +209,12 @@ def test_sandbox_refuses_a_write_outside_its_directory(moa, server, home, tmp_pa
     assert not outside.exists()
     grades = read_jsonl(out / "grades.jsonl")
     assert len(grades) == 3
-    assert all(g["status"] == "failed" and "PermissionError" in g["detail"] for g in grades)
+    # Under bwrap the host's path does not exist (FileNotFoundError); behind the guard it is refused.
+    assert all(g["status"] == "failed" and ("FileNotFoundError" in g["detail"] or "PermissionError" in g["detail"])
+               for g in grades)
 
 
-def test_sandbox_kills_an_infinite_loop_and_blocks_destructive_calls(tmp_path):
+def test_sandbox_kills_an_infinite_loop_and_contains_destructive_calls(tmp_path):
     import asyncio
 
     from moa_cli.bench.sandbox import run_program
@@ -232,8 +234,9 @@ def test_sandbox_kills_an_infinite_loop_and_blocks_destructive_calls(tmp_path):
     loop, remove, rmtree, spawn, inside = runs
     assert loop.status == "timeout"
     assert victim.read_text() == "keep me"
-    for run in (remove, rmtree, spawn):
-        assert run.status == "failed" and "PermissionError" in run.detail and "disabled" in run.detail
+    for run in (remove, rmtree):
+        assert run.status == "failed"
+    assert spawn.passed == (spawn.isolation == "bwrap")  # a subprocess is harmless inside bwrap's namespaces
     assert inside.passed
 
 
@@ -245,7 +248,7 @@ def test_failed_answers_are_counted_and_no_secret_is_written(moa, server, home, 
     server.script("agg", replies={"def truncate_number": RIGHT["def truncate_number"]})
     out = tmp_path / "run"
     result = moa("bench", "humaneval", "--mix", "trio", "--limit", "3", "--out", str(out), env={"OPENAI_API_KEY": key})
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # every call of openai:r2 failed
     rows = {row["name"]: row for row in json.loads((out / "report.json").read_text())["systems"]}
     assert rows["openai:r2"]["errors"] == 3 and rows["openai:r2"]["quality"] == 0.0
     assert rows["trio"]["errors"] == 0 and rows["trio"]["quality"] == round(1 / 3, 4)

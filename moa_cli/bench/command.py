@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..output import print_error
 from ..output import warn
-from ..sanitize import one_line_safe
+from ..sanitize import json_dumps, one_line_safe
 
 
 class ProgressBars:
@@ -61,14 +62,30 @@ DEFAULT_CONCURRENCY = 4
 
 
 def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int | None, out: str | None,
-        resume: bool, limit: int | None, sample: int | None, sample_seed: int | None, judge: str | None) -> int:
+        resume: bool, limit: int | None, sample: int | None, sample_seed: int | None, judge: str | None,
+        retry_failed: bool = False) -> int:
+    """The whole command; its exit code: 0, 1 (every call of a system failed, or the judge gave no
+    verdict at all), 2 (bad input), 3 (a rejected or missing key), 5 (results could not be saved),
+    130 (Ctrl-C), 143 (SIGTERM)."""
+    try:
+        return _run(suite_name, mix=mix, baselines=baselines, concurrency=concurrency, out=out,
+                    resume=resume or retry_failed, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge,
+                    retry_failed=retry_failed)
+    except KeyboardInterrupt:  # Ctrl-C outside the event loop (loading, the report): the same one line
+        print_error("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sample, sample_seed, judge,
+         retry_failed) -> int:
     from rich.console import Console
+    from rich.text import Text
 
     from ..config import Overrides, load_source
     from . import report as reporting
-    from .predictions import RunFiles
-    from .runner import Runner, judge_system, open_shared_pool, systems_for
-    from .suites import load_suite, select
+    from .predictions import OutputError, RunFiles
+    from .runner import Runner, definition, judge_system, open_shared_pool, systems_for
+    from .suites import load_suite, select, suite_hash
 
     for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
         if value is not None and value < 1:
@@ -86,46 +103,89 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     if concurrency is None:
         concurrency = 1 if _all_local(settings, [*systems, *([judge_as] if judge_as else [])]) else DEFAULT_CONCURRENCY
     directory = Path(out) if out else Path("moa-bench") / f"{suite.name}-{settings.mix.name}"
-    plan = {"suite": suite_name, "mix": settings.mix.name, "systems": [s.name for s in systems],
-            "judge": judge_as.name if judge_as else None, "items": [item.id for item in items]}
-    pool = open_shared_pool(systems, [judge_as] if judge_as else [])  # a missing key stops us here
+    # The run's fingerprint: a --resume with any other definition is refused, saying what changed.
+    plan = {"version": 2, "suite": suite_name, "suite_hash": suite_hash(suite), "mix": settings.mix.name,
+            "systems": {s.name: definition(s) for s in systems},
+            "judge": definition(judge_as) if judge_as else None, "items": [item.id for item in items]}
+    plan = json.loads(json_dumps(plan, default=str))  # as run.json will hold it: lists, plain values
+    pool = open_shared_pool(systems, [judge_as] if judge_as else [], concurrency)  # a missing key stops us here
     try:
-        files = RunFiles(directory).open(plan, resume)
+        files = RunFiles(directory).open(plan, resume, retry_failed)
     except BaseException:
         asyncio.run(pool.aclose())
         raise
     console = Console(stderr=True, emoji=False, highlight=False)
-    done: dict[str, list[dict]] = {}
-    for record in files.predictions.values():
-        done.setdefault(record["generator"], []).append(record)
-    bars = ProgressBars(console, systems, len(items), done, judge_as.name if judge_as else None,
-                        (len(files.judgements.records), len(items) * (len(systems) - 1)))
-    runner = Runner(suite, items, systems, files, pool, concurrency=concurrency, progress=bars, judge=judge_as)
-
-    async def main():
-        try:
-            await runner.run()
-        finally:
-            await pool.aclose()
-
     try:
-        with bars:
-            _run_loop(main)
-    except KeyboardInterrupt:
-        print_error(f"interrupted: {len(files.predictions.records)} answers are saved in {directory}; "
-                    f"continue with --resume")
-        return EXIT_INTERRUPTED
+        done: dict[str, list[dict]] = {}
+        for record in files.predictions.values():
+            done.setdefault(record["generator"], []).append(record)
+        bars = ProgressBars(console, systems, len(items), done, judge_as.name if judge_as else None,
+                            (len(files.judgements.records), len(items) * (len(systems) - 1)))
+        notices: list[str] = []
+        runner = Runner(suite, items, systems, files, pool, concurrency=concurrency, progress=bars, judge=judge_as,
+                        notice=lambda text: (notices.append(text), console.print(Text(f"moa: {one_line_safe(text)}"))))
+
+        async def main():
+            from ..signals import cancel_on_sigterm
+
+            cancel_on_sigterm(asyncio.current_task())
+            try:
+                await runner.run()
+            finally:
+                await _bounded(pool.aclose())
+
+        try:
+            with bars:
+                _run_loop(main)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            from ..signals import EXIT_TERMINATED, terminating
+
+            print_error(f"interrupted: {len(files.predictions.records)} answers are saved in {directory}; "
+                        f"continue with --resume")
+            return EXIT_TERMINATED if terminating() else EXIT_INTERRUPTED
+        report = reporting.build(suite.name, suite.graded, [item.id for item in items], systems, files,
+                                 judge_as.name if judge_as else None)
     finally:
         files.close()
-    report = reporting.build(suite.name, suite.graded, [item.id for item in items], systems, files,
-                             judge_as.name if judge_as else None)
-    written = reporting.write_files(report, directory)
+    try:
+        written = reporting.write_files(report, directory)
+    except OSError as error:
+        raise OutputError(f"cannot save the report in {directory}: {error.strerror or error}") from None
     reporting.print_table(report, Console(emoji=False, highlight=False))
     failed = sum(r["errors"] for r in report["systems"])
     if failed:
         warn(f"{failed} answers failed; their errors are in {directory / 'predictions.jsonl'}")
     warn("wrote " + ", ".join(one_line_safe(str(p)) for p in written))
+    return _exit_code(report, files, systems)
+
+
+def _exit_code(report: dict, files, systems) -> int:
+    """1 when every call of some system failed (3 when every one of those failures was a
+    rejected key), or when a judge was asked and gave no verdict at all; else 0."""
+    from ..errors import EXIT_AUTH, EXIT_TURN_FAILED
+
+    records = list(files.predictions.values())
+    dead = [s.name for s in systems
+            if (mine := [r for r in records if r["generator"] == s.name]) and all(r["status"] != "ok" for r in mine)]
+    if dead:
+        codes = [r.get("error_code") for r in records if r["generator"] in dead]
+        first = next((r["error"] for r in records if r["generator"] in dead and r.get("error")), "no answer")
+        print_error(f"every call of {', '.join(dead)} failed: {first}")
+        return EXIT_AUTH if all(code == EXIT_AUTH for code in codes) else EXIT_TURN_FAILED
+    if report.get("judged") is not None and report.get("verdicts") == 0 and any(
+            j["no_verdict"] for j in report["judged"]):
+        print_error(f"the judge {report['judge']} gave no readable verdict ([[A]], [[B]] or [[C]]) on any item; "
+                    f"its replies are in judgements.jsonl")
+        return EXIT_TURN_FAILED
     return EXIT_OK
+
+
+async def _bounded(closing, seconds: float = 1.0) -> None:
+    """Closing connections must not hold up an interruption."""
+    try:
+        await asyncio.wait_for(closing, seconds)
+    except (asyncio.TimeoutError, OSError):
+        pass
 
 
 def _all_local(settings, systems) -> bool:
@@ -135,9 +195,11 @@ def _all_local(settings, systems) -> bool:
 
 
 def _run_loop(main) -> None:
-    """Run the event loop; a file that cannot be written (a full disk) is one clear error."""
+    """Run the event loop; a file that cannot be written (a full disk) is one clear error, exit 5."""
+    from .predictions import OutputError
+
     try:
         asyncio.run(main())
     except* OSError as group:
         error = group.exceptions[0]
-        raise UsageError(f"cannot save the results: {getattr(error, 'strerror', None) or error}") from None
+        raise OutputError(f"cannot save the results: {getattr(error, 'strerror', None) or error}") from None

@@ -1,17 +1,27 @@
 """A pairwise LLM judge: is the mix's answer better than a baseline's?
 
+The judge answers in the MT-Bench / AlpacaEval format: it may reason first, then gives its
+verdict as `[[A]]`, `[[B]]` or `[[C]]` (a tie). The verdict is read from that marker only, the
+last one in the reply (a judge that quotes the format before deciding still decides last); a
+reply without one is "no verdict", never a tie.
+
 Judges favour whichever answer they read first (or second), so each pair is asked twice with
 the positions swapped. The mix wins an item only when both orders pick it, loses only when both
-pick the baseline; any disagreement, or a verdict that cannot be read, is a tie.
+pick the baseline; two readable verdicts that disagree (or a [[C]]) are a tie; an item with a
+missing verdict in either order has no verdict. How often the two orders agree is the judge's
+position consistency.
 """
 
 from __future__ import annotations
 
 import re
 
-JUDGE_PROMPT = """Two assistants answered the same instruction. Decide which answer is better: \
-more helpful, correct, and relevant to what was asked. Do not let the order of the answers or \
-their length sway you.
+JUDGE_PROMPT = """Please act as an impartial judge and evaluate the two answers given by two AI \
+assistants to the instruction below. Choose the answer that follows the instruction and answers it \
+better: more helpful, correct, relevant and clear. Do not let the order of the answers, their length \
+or the assistants' names sway you. Begin with a short explanation, then give your final verdict \
+strictly in this format: "[[A]]" if Answer A is better, "[[B]]" if Answer B is better, and "[[C]]" \
+for a tie.
 
 [Instruction]
 {instruction}
@@ -20,13 +30,10 @@ their length sway you.
 {first}
 
 [Answer B]
-{second}
+{second}"""
 
-Reply with exactly one letter: A if Answer A is better, B if Answer B is better."""
-
-BRACKETED = re.compile(r"\[\[\s*([AB])\s*\]\]")
-LEADING = re.compile(r"^\W*([AB])\b")
-ANYWHERE = re.compile(r"\b([AB])\b")
+VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
+NO_VERDICT = "none"  # the item's result when a verdict is missing in either order
 
 
 def judge_question(instruction: str, first: str, second: str) -> str:
@@ -34,24 +41,30 @@ def judge_question(instruction: str, first: str, second: str) -> str:
 
 
 def read_verdict(text: str) -> str | None:
-    """'A' or 'B' from the judge's reply: `[[A]]`, a reply starting with the letter, or the
-    first lone A or B in it; None when it names neither."""
-    for pattern in (BRACKETED, LEADING, ANYWHERE):
-        match = pattern.search(text.strip())
-        if match:
-            return match.group(1)
-    return None
+    """'A', 'B' or 'C' from the judge's final `[[X]]` marker; None when the reply has none."""
+    found = VERDICT.findall(text or "")
+    return found[-1] if found else None
 
 
 def combine(mix_first: str | None, mix_second: str | None) -> str:
-    """The item's result for the mix from the verdict with the mix as A, and with the mix as B."""
-    picked_first = {"A": "mix", "B": "baseline"}.get(mix_first or "")
-    picked_second = {"B": "mix", "A": "baseline"}.get(mix_second or "")
+    """The item's result for the mix from the verdict with the mix as A, and with the mix as B:
+    win, loss, tie, or `none` when either verdict is missing."""
+    if mix_first is None or mix_second is None:
+        return NO_VERDICT
+    picked_first = {"A": "mix", "B": "baseline", "C": "tie"}[mix_first]
+    picked_second = {"B": "mix", "A": "baseline", "C": "tie"}[mix_second]
     if picked_first == picked_second == "mix":
         return "win"
     if picked_first == picked_second == "baseline":
         return "loss"
     return "tie"
+
+
+def consistent(mix_first: str | None, mix_second: str | None) -> bool | None:
+    """Whether both orders named the same answer (or both a tie); None without two verdicts."""
+    if mix_first is None or mix_second is None:
+        return None
+    return {"A": "mix", "B": "baseline", "C": "tie"}[mix_first] == {"B": "mix", "A": "baseline", "C": "tie"}[mix_second]
 
 
 def without_judge(mix_ok: bool, baseline_ok: bool) -> str | None:

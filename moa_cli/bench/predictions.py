@@ -5,8 +5,14 @@ or `kill -9` loses at most the line being written. Reading back tolerates that h
 line (it is cut off before new lines are appended) and keeps the first record of each key, so a
 `--resume` neither redoes nor duplicates a finished item.
 
+Every string written goes through the secret registry's `redact` first, whatever field it is in.
+
+One run at a time: a run holds an exclusive lock (flock) on `.moa-bench.lock` in its directory,
+and a second run on the same directory is refused at once.
+
 A run directory holds:
-    run.json           what was asked (suite, mix, systems, selection), checked by --resume
+    run.json           what was asked: the suite's content hash, the full definition of every
+                       system and of the judge, the selection; --resume refuses any change
     predictions.jsonl  one answer per (generator, item), AlpacaEval's fields plus ours
     grades.jsonl       HumanEval: one test result per (generator, item)
     judgements.jsonl   --judge: one verdict per (baseline, item)
@@ -19,8 +25,31 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import UsageError
+from ..errors import EXIT_OUTPUT, MoaError, UsageError
 from ..sanitize import json_dumps
+from ..secrets import redact
+
+LOCK_NAME = ".moa-bench.lock"
+# Every file a run writes: a new run refuses a directory holding any of them (it did not create them).
+RUN_FILE_NAMES = ("run.json", "predictions.jsonl", "grades.jsonl", "judgements.jsonl", "report.md", "report.json",
+                  "quality_cost.png")
+
+
+class OutputError(MoaError):
+    """The run's files could not be written (a full disk, a read-only directory): exit code 5."""
+
+    exit_code = EXIT_OUTPUT
+
+
+def redacted(value):
+    """`value` with every string in it (keys too) scrubbed of secrets."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redacted(k): redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted(v) for v in value]
+    return value
 
 
 class Ledger:
@@ -52,23 +81,55 @@ class Ledger:
         return key in self.records
 
     def add(self, record: dict) -> None:
+        """Append `record` (once per key): written, flushed and fsync'ed before this returns."""
+        if self._write(record):
+            os.fsync(self._handle.fileno())
+
+    async def save(self, record: dict) -> None:
+        """`add` for the event loop: the write and flush happen at once (a kill -9 after this
+        call loses nothing), the fsync in a worker thread, so the loop keeps running meanwhile;
+        it returns once the record is on disk."""
+        import asyncio
+
+        if self._write(record):
+            await asyncio.to_thread(os.fsync, self._handle.fileno())
+
+    def _write(self, record: dict) -> bool:
         key = self.key(record)
         if key in self.records:
-            return
+            return False
+        record = redacted(record)
         if self._handle is None:
             self._handle = open(self.path, "a", encoding="utf-8")
         self._handle.write(json_dumps(record) + "\n")
         self._handle.flush()
-        os.fsync(self._handle.fileno())
         self.records[key] = record
+        return True
+
+    def drop(self, keys: set[tuple]) -> None:
+        """Forget the records with these keys, rewriting the file without them (written aside,
+        fsync'ed, then renamed over it, so a crash leaves the old file or the new, whole)."""
+        if not keys & self.records.keys():
+            return
+        self.close()
+        self.records = {k: r for k, r in self.records.items() if k not in keys}
+        aside = self.path.with_name(self.path.name + ".new")
+        with open(aside, "w", encoding="utf-8") as handle:
+            handle.writelines(json_dumps(record) + "\n" for record in self.records.values())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(aside, self.path)
 
     def values(self) -> Iterable[dict]:
         return self.records.values()
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:
+                pass  # the write that failed was already reported; what is on disk stays readable
 
 
 def _parse(line: bytes) -> dict | None:
@@ -99,34 +160,96 @@ class RunFiles:
         self.grades = Ledger(directory / "grades.jsonl", by_generator_and_item)
         self.judgements = Ledger(directory / "judgements.jsonl", by_baseline_and_item)
 
-    def open(self, plan: dict, resume: bool) -> "RunFiles":
-        """Start a run here, or with `resume` continue the one that is here. A run is never
-        overwritten: a directory that holds another run is an error, not a loss."""
+    def open(self, plan: dict, resume: bool, retry_failed: bool = False) -> "RunFiles":
+        """Start a run here, or with `resume` continue the one that is here (with `retry_failed`,
+        after forgetting the answers that failed). A run is never overwritten, nor any file it
+        did not create, and a directory another run holds is refused at once."""
         run_file = self.directory / "run.json"
-        if resume:
-            if not run_file.exists():
-                raise UsageError(f"--resume: {self.directory} holds no run to continue (no run.json)")
-            try:
-                saved = json.loads(run_file.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                raise UsageError(f"--resume: cannot read {run_file}") from None
-            if saved != plan:
-                changed = sorted(k for k in {*saved, *plan} if saved.get(k) != plan.get(k))
-                raise UsageError(f"--resume: the run in {self.directory} was started with other "
-                                 f"settings ({', '.join(changed)}); give the same flags, or a new --out")
-        else:
-            if run_file.exists() or self.predictions.path.exists():
-                raise UsageError(f"{self.directory} already holds a run: add --resume to continue it, "
-                                 f"or choose another --out")
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                run_file.write_text(json_dumps(plan, indent=2) + "\n", encoding="utf-8")
-            except OSError as error:
-                raise UsageError(f"cannot write to {self.directory}: {error.strerror or error}") from None
-        for ledger in (self.predictions, self.grades, self.judgements):
-            ledger.load()
+        lock_path = self.directory / LOCK_NAME
+        created_lock = not lock_path.exists()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        except OSError as error:
+            raise OutputError(f"cannot write to {self.directory}: {error.strerror or error}") from None
+        try:
+            if resume:
+                self._check_same_run(run_file, plan)
+            else:
+                present = [name for name in RUN_FILE_NAMES if (self.directory / name).exists()]
+                if present:
+                    if created_lock:
+                        lock_path.unlink(missing_ok=True)  # leave a directory we may not use as it was
+                    what = "a run" if "run.json" in present else ", ".join(present)
+                    raise UsageError(f"{self.directory} already holds {what}: add --resume to continue a run, "
+                                     f"or choose another --out")
+                try:
+                    run_file.write_text(json_dumps(redacted(plan), indent=2) + "\n", encoding="utf-8")
+                except OSError as error:
+                    raise OutputError(f"cannot write to {self.directory}: {error.strerror or error}") from None
+            for ledger in (self.predictions, self.grades, self.judgements):
+                ledger.load()
+            if retry_failed:
+                self.forget_failed()
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def _lock(self) -> None:
+        import fcntl
+
+        self._lock_handle = open(self.directory / LOCK_NAME, "a")
+        try:
+            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_handle.close()
+            self._lock_handle = None
+            raise UsageError(f"another moa bench is running on {self.directory}: wait for it to end, "
+                             f"or choose another --out") from None
+
+    def _check_same_run(self, run_file: Path, plan: dict) -> None:
+        if not run_file.exists():
+            raise UsageError(f"--resume: {self.directory} holds no run to continue (no run.json)")
+        try:
+            saved = json.loads(run_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UsageError(f"--resume: cannot read {run_file}") from None
+        changed = differences(saved, redacted(plan))
+        if changed:
+            shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
+            raise UsageError(f"--resume: the run in {self.directory} was started with another definition "
+                             f"({shown}); give the same flags and config, or a new --out")
+
+    def forget_failed(self) -> None:
+        """--retry-failed: the answers that failed are forgotten (with their grades and the
+        judgements that used them), so this run asks for them again; nothing is duplicated."""
+        failed = {key for key, record in self.predictions.records.items() if record.get("status") != "ok"}
+        if not failed:
+            return
+        items = {item for _, item in failed}
+        self.predictions.drop(failed)
+        self.grades.drop(failed)
+        self.judgements.drop({key for key in self.judgements.records if key[1] in items})
 
     def close(self) -> None:
         for ledger in (self.predictions, self.grades, self.judgements):
             ledger.close()
+        if getattr(self, "_lock_handle", None) is not None:
+            self._lock_handle.close()  # closing the file releases the lock
+            self._lock_handle = None
+
+
+def differences(saved, now, path: str = "") -> list[str]:
+    """What changed between two run definitions, as `where: old -> new` (values cut short)."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out = []
+        for key in [*saved, *(k for k in now if k not in saved)]:
+            out += differences(saved.get(key), now.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    if saved == now:
+        return []
+    show = lambda v: (s if len(s := json.dumps(v, ensure_ascii=False)) <= 40 else s[:37] + "...")  # noqa: E731
+    if path.endswith("items") and isinstance(saved, list) and isinstance(now, list):
+        return [f"{path}: {len(saved)} items -> {len(now)}"]
+    return [f"{path or 'run'}: {show(saved)} -> {show(now)}"]

@@ -11,18 +11,24 @@ import json
 from pathlib import Path
 
 from ..sanitize import json_dumps, one_line_safe
+from . import judge as judging
 from . import stats
-from .predictions import RunFiles
+from ..secrets import redact
+from .predictions import RunFiles, redacted
 from .runner import System
 
 LENGTH_CAVEAT = ("Judged win rates are not length-controlled: a mix's answers run longer than a single "
                  "model's, and LLM judges favour longer answers, so read them next to the mean lengths.")
+GUARD_NOTE = ("Isolation: the Python guard, NOT a security sandbox (bubblewrap was missing or refused); "
+              "graded programs could reach this machine.")
 NEAR_ZERO = ("Scores are near zero: the models are too small for this suite (the offline `local` mix runs "
              "SmolLM2-135M). This run shows that every part of the pipeline works, not what a mix is worth.")
 
 
 def build(suite_name: str, graded: bool, items: list[str], systems: list[System], files: RunFiles,
           judge: str | None) -> dict:
+    """The report's numbers. Every selected item counts for every system: an item with no answer
+    or no grade is a failure (with the reason), so pass@1's denominator is always `items`."""
     predictions = files.predictions.records
     grades = files.grades.records
     rows = []
@@ -31,8 +37,8 @@ def build(suite_name: str, graded: bool, items: list[str], systems: list[System]
         ok = [r for r in records if r["status"] == "ok"]
         costs = [r["cost"] for r in records]
         row = {
-            "name": system.name, "role": system.role, "items": len(records), "errors": len(records) - len(ok),
-            "quality": None,
+            "name": system.name, "role": system.role, "items": len(items), "answered": len(records),
+            "errors": len(records) - len(ok), "quality": None,
             "latency_mean": _round(stats.mean([r["latency"] for r in ok])),
             "latency_p95": _round(stats.percentile([r["latency"] for r in ok], 95)),
             "prompt_tokens": sum(r["usage"]["prompt_tokens"] for r in records),
@@ -44,6 +50,7 @@ def build(suite_name: str, graded: bool, items: list[str], systems: list[System]
             scores = _scores(system.name, items, grades)
             row["quality"] = _round(stats.mean(list(scores.values())))
             row["passed"] = int(sum(scores.values()))
+            row["ungraded"] = sum(1 for item in items if (system.name, item) not in grades)
         rows.append(row)
     report = {"suite": suite_name, "mix": systems[0].name, "items": len(items), "judge": judge,
               "quality": "pass@1" if graded else ("win rate against the mix (ties count half)" if judge else None),
@@ -55,20 +62,28 @@ def build(suite_name: str, graded: bool, items: list[str], systems: list[System]
     else:
         report["notes"].append("No quality measure: pass --judge MODEL to compare the answers.")
     qualities = [r["quality"] for r in rows if r["quality"] is not None]
-    if graded and qualities and max(qualities) < 0.05:
+    if graded and qualities and max(qualities) < 0.05 and _is_local(systems[0]):
         report["notes"].append(NEAR_ZERO)
     if graded:
-        isolated = [g.get("network_isolated") for g in grades.values()]
-        report["sandbox"] = {"network_isolated": bool(isolated) and all(isolated)}
-        if isolated and not all(isolated):
-            report["notes"].append("The OS allowed no network namespace: tests ran with sockets disabled "
-                                   "in Python only.")
+        kinds = {g.get("isolation", "guard") for g in grades.values()}
+        report["isolation"] = "guard" if "guard" in kinds or not kinds else "bwrap"
+        if report["isolation"] == "guard":
+            report["notes"].append(GUARD_NOTE)
+        missing = sum(r["ungraded"] for r in rows)
+        if missing:
+            report["notes"].append(f"{missing} answers have no grade (see grades.jsonl); they count as failed.")
     return report
 
 
+def _is_local(mix: System) -> bool:
+    """The offline `local` mix: every model it calls runs in-process."""
+    settings = mix.settings
+    return all(settings.providers[name].kind == "local" for name in settings.mix.providers())
+
+
 def _scores(name: str, items: list[str], grades: dict) -> dict[str, float]:
-    """1.0 or 0.0 per item the system answered and was graded on; an answer that failed scores 0."""
-    return {item: 1.0 if grades[(name, item)]["passed"] else 0.0 for item in items if (name, item) in grades}
+    """1.0 or 0.0 for every item: no answer, a failed answer or a missing grade scores 0."""
+    return {item: 1.0 if grades.get((name, item), {}).get("passed") is True else 0.0 for item in items}
 
 
 def _compare_graded(report: dict, items: list[str], systems: list[System], grades: dict) -> None:
@@ -81,18 +96,27 @@ def _compare_graded(report: dict, items: list[str], systems: list[System], grade
 
 
 def _compare_judged(report: dict, systems: list[System], files: RunFiles) -> None:
+    """Win rates over the items with a verdict; the items without one are counted apart, per
+    baseline, and never as ties. Position consistency: how often both orders agreed."""
     rows = {r["name"]: r for r in report["systems"]}
-    rows[systems[0].name]["quality"] = 0.5  # the mix against itself, by definition
     judged = []
     for system in systems[1:]:
-        results = [j["result"] for j in files.judgements.values() if j["baseline"] == system.name]
+        records = [j for j in files.judgements.values() if j["baseline"] == system.name]
+        results = [j["result"] for j in records if j["result"] != judging.NO_VERDICT]
         rate = stats.win_rate(results)
+        both = [j["consistent"] for j in records if j.get("consistent") is not None]
         judged.append({"baseline": system.name, **_rounded(rate),
+                       "no_verdict": len(records) - len(results),
+                       "consistency": _round(stats.mean([1.0 if c else 0.0 for c in both])),
+                       "consistency_pairs": len(both),
                        "mix_mean_length": rows[systems[0].name]["mean_length"],
                        "baseline_mean_length": rows[system.name]["mean_length"]})
         if rate["win_rate"] is not None:
             rows[system.name]["quality"] = _round(1 - rate["win_rate"])
     report["judged"] = judged
+    report["verdicts"] = sum(j["items"] for j in judged)
+    if report["verdicts"]:
+        rows[systems[0].name]["quality"] = 0.5  # the mix against itself, by definition
     report["notes"].append(LENGTH_CAVEAT)
 
 
@@ -137,12 +161,20 @@ def summary_lines(report: dict) -> list[str]:
                      f"{c['lost']}, tied {c['tied']}; pass@1 difference {c['difference'] * 100:+.1f} points "
                      f"(95% CI {lo * 100:+.1f} to {hi * 100:+.1f}).")
     for j in report.get("judged", []):
+        verdictless = f"; no verdict on {j['no_verdict']}" if j["no_verdict"] else ""
+        consistency = (f"; the two orders agreed on {j['consistency'] * 100:.0f}% of {j['consistency_pairs']} pairs"
+                       if j["consistency"] is not None else "")
         if j["win_rate"] is not None:
             lo, hi = j["ci95"]
-            lines.append(f"Mix vs {j['baseline']} ({j['items']} items, judge {report['judge']}): won {j['won']}, "
-                         f"lost {j['lost']}, tied {j['tied']}; win rate {j['win_rate'] * 100:.1f}% "
-                         f"(95% CI {lo * 100:.1f}–{hi * 100:.1f}%); mean length {_fmt(j['mix_mean_length'], 'len')} "
-                         f"vs {_fmt(j['baseline_mean_length'], 'len')} characters.")
+            lines.append(f"Mix vs {j['baseline']} ({j['items']} items with a verdict, judge {report['judge']}): "
+                         f"won {j['won']}, lost {j['lost']}, tied {j['tied']}{verdictless}; win rate "
+                         f"{j['win_rate'] * 100:.1f}% (95% CI {lo * 100:.1f}–{hi * 100:.1f}%){consistency}; mean "
+                         f"length {_fmt(j['mix_mean_length'], 'len')} vs {_fmt(j['baseline_mean_length'], 'len')} "
+                         f"characters.")
+        else:
+            lines.append(f"Mix vs {j['baseline']}: no verdict from the judge on any of {j['no_verdict']} items.")
+    if "isolation" in report:
+        lines.append(f"Isolation of the graded programs: {report['isolation']}.")
     return lines + report["notes"]
 
 
@@ -172,17 +204,30 @@ def write_files(report: dict, directory: Path) -> list[Path]:
     if chart(report, directory / "quality_cost.png"):
         report["chart"] = "quality_cost.png"
         written.append(directory / "quality_cost.png")
-    (directory / "report.json").write_text(json_dumps(report, indent=2) + "\n", encoding="utf-8")
-    (directory / "report.md").write_text(markdown(report), encoding="utf-8")
+    (directory / "report.json").write_text(json_dumps(redacted(report), indent=2) + "\n", encoding="utf-8")
+    (directory / "report.md").write_text(redact(markdown(report)), encoding="utf-8")
     return [directory / "report.md", directory / "report.json", *written]
 
 
 def chart(report: dict, path: Path) -> bool:
     """Quality against cost per system, like the MoA paper's cost-quality figure. Systems with no
     known price are placed by tokens instead, and the axis says so."""
+    drawn = figure_for(report)
+    if drawn is None:
+        return False
+    import matplotlib.pyplot as plt
+
+    figure, _, _ = drawn
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def figure_for(report: dict):
+    """(figure, axes, labels) of the chart, or None when no system has a quality."""
     points = [r for r in report["systems"] if r["quality"] is not None]
     if not points:
-        return False
+        return None
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a window, never a display
@@ -190,20 +235,41 @@ def chart(report: dict, path: Path) -> bool:
 
     priced = all(r["cost"] is not None for r in points) and any(r["cost"] for r in points)
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    placed = []
     for row in points:
         x = row["cost"] if priced else row["prompt_tokens"] + row["completion_tokens"]
         y = row["quality"] * 100
         axes.scatter([x], [y], s=60, marker="*" if row["role"] == "mix" else "o",
                      color="tab:red" if row["role"] == "mix" else "tab:blue")
-        axes.annotate(one_line_safe(row["name"]), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        placed.append((x, y, one_line_safe(row["name"])[:40]))
+    axes.set_ylim(0, 105)  # quality from 0 to 100%: a small difference is never zoomed into a large one
+    axes.set_xlim(0, (max(x for x, _, _ in placed) or 1) * 1.3)
     axes.set_xlabel("total cost ($)" if priced else "total tokens (no prices known for every model)")
     axes.set_ylabel(f"{report['quality'].split(' (')[0]} (%)")
     axes.set_title(f"moa bench {one_line_safe(report['suite'])}: quality against cost")
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return True
+    return figure, axes, _label_without_overlap(figure, axes, placed)
+
+
+def _label_without_overlap(figure, axes, placed) -> list:
+    """Each point's name beside it, moved down in steps until its box overlaps no other label."""
+    from matplotlib.text import Text
+
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    boxes, labels = [], []
+    for x, y, name in sorted(placed, key=lambda p: -p[1]):
+        for step in range(40):
+            text = axes.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4 - 11 * step), fontsize=8,
+                                 arrowprops={"arrowstyle": "-", "alpha": 0.4} if step else None)
+            box = Text.get_window_extent(text, renderer).expanded(1.02, 1.1)  # the words, not the leader line
+            if step == 39 or not any(box.overlaps(other) for other in boxes):
+                break
+            text.remove()
+        boxes.append(box)
+        labels.append(text)
+    return labels
 
 
 def print_table(report: dict, console) -> None:

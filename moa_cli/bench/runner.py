@@ -4,16 +4,25 @@ any `--baseline` models; grades or judges the answers as they come in.
 Every item is one turn through the turn service (store=None: a benchmark is not a chat
 session). All systems share one provider pool. `--concurrency N` bounds the calls in flight:
 an item is admitted only when the calls its system runs side by side fit in the budget, so a
-turn never waits behind another inside itself and its latency is its own.
+turn never waits behind another inside itself and its latency is its own; and the pool itself
+never lets more than N calls run at once (a mix wider than N runs its calls N at a time).
+
+The public pieces other frontends build on (a mix search, for one):
+    systems_for / judge_system     the systems of a run, and the judge
+    definition(system)             a system's full definition, what a run's fingerprint holds
+    open_shared_pool               one pool for every system, at most N calls in flight
+    Runner(...).run()              answers, grades and judges every pending item
+    prediction_record              one answer as saved in predictions.jsonl
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..config import ConfigSource, Overrides, Settings
 from ..config.model_facts import turn_cost
@@ -57,6 +66,17 @@ def systems_for(source: ConfigSource, settings: Settings, baselines: list[str]) 
     return systems
 
 
+def definition(system: System) -> dict:
+    """Everything that decides a system's answers: its models with their settings and prompts,
+    strategy, run options and the providers it calls (kind and address, never a key or header)."""
+    settings = system.settings
+    options = {k: v for k, v in dataclasses.asdict(settings.options).items() if k not in ("log", "concurrency")}
+    providers = {name: {"kind": settings.providers[name].kind,
+                        "base_url": settings.providers[name].resolved_base_url(settings.provider_env)}
+                 for name in sorted(settings.mix.providers())}
+    return {"role": system.role, "mix": dataclasses.asdict(settings.mix), "options": options, "providers": providers}
+
+
 def judge_system(source: ConfigSource, settings: Settings, spec: str) -> System:
     """The judge: one model, answering alone, at temperature 0 for steadier verdicts."""
     return _alone(settings, _model_named(source, settings, spec).with_(temperature=0.0), "judge")
@@ -89,7 +109,7 @@ class CallBudget:
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self.release(weight)  # admitted just as it was cancelled: give it back
-                else:
+                elif (weight, future) in self._waiters:
                     self._waiters.remove((weight, future))
                 raise
         else:
@@ -100,6 +120,8 @@ class CallBudget:
         self.free += weight
         while self._waiters and self._waiters[0][0] <= self.free:
             weight, future = self._waiters.popleft()
+            if future.done():  # its task was cancelled while it waited
+                continue
             self.free -= weight
             future.set_result(None)
 
@@ -111,14 +133,19 @@ class Progress(Protocol):
 
 class Runner:
     def __init__(self, suite: Suite, items: list[Item], systems: list[System], files: RunFiles, pool: ProviderPool,
-                 *, concurrency: int, progress: Progress, judge: System | None = None):
+                 *, concurrency: int, progress: Progress, judge: System | None = None,
+                 notice: Callable[[str], None] = lambda text: None):
         self.suite, self.items, self.systems, self.files = suite, items, systems, files
-        self.pool, self.progress, self.judge = pool, progress, judge
+        self.pool, self.progress, self.judge, self.notice = pool, progress, judge, notice
         self.budget = CallBudget(concurrency)
         self.problems = {item.id: item.problem for item in items}  # what grading an answer needs
         _register_secrets(systems[0].settings)
-        self.sandboxes = asyncio.Semaphore(os.cpu_count() or 1)  # test runs use a CPU each
-        self._grading: set[asyncio.Task] = set()
+        # Programs in flight: two per core, as a sandboxed run spends much of its time starting
+        # (namespaces, mounts, exec) rather than computing (benchmarks/bench_grading.py: 8 in flight
+        # grade about twice as fast as 2 on 2 cores).
+        self.sandboxes = asyncio.Semaphore(2 * (os.cpu_count() or 1))
+        self.isolation = None  # sandbox.Isolation, once probed
+        self._group: asyncio.TaskGroup | None = None
 
     def pending(self) -> list[tuple[System, Item]]:
         """What is left: items in suite order, systems interleaved, so every bar moves."""
@@ -126,41 +153,49 @@ class Runner:
                 if (system.name, item.id) not in self.files.predictions]
 
     async def run(self) -> None:
-        if self.suite.graded:  # answers saved before a crash but never graded
-            for record in list(self.files.predictions.values()):
-                self._grade_later(record)
+        """Answer every pending item, grade every answer not yet graded, then judge. One task
+        group holds it all: a failure or a cancellation stops every part at once."""
+        if self.suite.graded:
+            from .sandbox import guard_notice, isolation
+
+            self.isolation = await isolation()
+            if self.isolation.kind != "bwrap":
+                self.notice(guard_notice(self.isolation))
         async with asyncio.TaskGroup() as group:
+            self._group = group
+            for record in list(self.files.predictions.values()):  # saved before a crash, never graded
+                self._grade_later(record)
             for system, item in self.pending():
                 group.create_task(self._answer(system, item))
-        if self._grading:
-            await asyncio.gather(*self._grading)
+        self._group = None
         if self.judge is not None:
             await self.judge_all()
 
     async def _answer(self, system: System, item: Item) -> None:
         outcome = await self._turn(system, item.instruction)
         record = prediction_record(self.suite, system, item, outcome)
-        self.files.predictions.add(record)
+        await self.files.predictions.save(record)
         self.progress.answered(system.name, record)
         self._grade_later(record)
 
     def _grade_later(self, record: dict) -> None:
         if not self.suite.graded or (record["generator"], record["item"]) in self.files.grades:
             return
-        task = asyncio.get_running_loop().create_task(self._grade(record))
-        self._grading.add(task)
-        task.add_done_callback(self._grading.discard)
+        if record["item"] in self.problems:
+            self._group.create_task(self._grade(record))
 
     async def _grade(self, record: dict) -> None:
         from .sandbox import grade
 
-        problem = self.problems.get(record["item"])
-        if problem is None:
-            return
         async with self.sandboxes:
-            run = await grade(problem, record["output"])
-        self.files.grades.add({"generator": record["generator"], "item": record["item"], "passed": run.passed,
-                               "status": run.status, "detail": run.detail, "network_isolated": run.network_isolated})
+            try:
+                run = await grade(self.problems[record["item"]], record["output"] or "")
+                grade_record = {"passed": run.passed, "status": run.status, "detail": run.detail,
+                                "isolation": run.isolation}
+            except OSError as error:  # the sandbox could not start: a failed grade, with why
+                grade_record = {"passed": False, "status": "error", "isolation": self.isolation.kind,
+                                "detail": f"the test could not run: {error.strerror or error}"}
+        await self.files.grades.save({"generator": record["generator"], "item": record["item"], **grade_record})
 
     async def judge_all(self) -> None:
         """Judge the mix against every baseline on every item, both orders per pair."""
@@ -175,19 +210,20 @@ class Runner:
 
     async def _judge(self, item: Item, mix_record: dict, base_record: dict) -> None:
         result = judging.without_judge(mix_record["status"] == "ok", base_record["status"] == "ok")
-        verdicts, replies = [None, None], ["", ""]
+        verdicts, replies, failed = [None, None], ["", ""], [False, False]
         if result is None:
             orders = [(mix_record["output"], base_record["output"]), (base_record["output"], mix_record["output"])]
             outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b))
                                               for a, b in orders))
-            replies = [o.turn.final if o.ok else f"(judge failed: {redact(str(o.error))})"
-                       for o in outcomes]
+            replies = [o.turn.final if o.ok else f"(judge failed: {o.error})" for o in outcomes]
+            failed = [not o.ok for o in outcomes]
             verdicts = [judging.read_verdict(r) if o.ok else None for r, o in zip(replies, outcomes)]
             result = judging.combine(*verdicts)
         record = {"baseline": base_record["generator"], "item": item.id, "result": result,
-                  "mix_first": verdicts[0], "mix_second": verdicts[1], "judge": self.judge.settings.mix.aggregator.label,
-                  "replies": replies}
-        self.files.judgements.add(record)
+                  "mix_first": verdicts[0], "mix_second": verdicts[1],
+                  "consistent": judging.consistent(*verdicts) if any(replies) else None,
+                  "judge_failed": failed, "judge": self.judge.settings.mix.aggregator.label, "replies": replies}
+        await self.files.judgements.save(record)
         self.progress.judged(record["baseline"], record)
 
     async def _turn(self, system: System, question: str) -> TurnOutcome:
@@ -222,6 +258,8 @@ def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOut
         "error": redact(str(outcome.error)) if outcome.error else None,
         # The calls' failures that decided a failed turn, as values: report and scripts count kinds.
         "failures": [{"model": f.label, "kind": f.kind.value, "status": f.status} for f in outcome.failures],
+        # The error's exit code (3: a rejected key), so the run's exit code never reads error text.
+        "error_code": getattr(outcome.error, "exit_code", None) if outcome.error else None,
         "latency": round(turn.elapsed, 4),
         "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
         "cost": None if unpriced else round(dollars, 8),
@@ -236,11 +274,51 @@ def prediction_record(suite: Suite, system: System, item: Item, outcome: TurnOut
     return record
 
 
-def open_shared_pool(systems: list[System], extra: list[System] = ()) -> ProviderPool:
-    """One pool for every system, every provider opened now: a missing key fails before any call."""
-    from ..service import open_pool
+class _Both:
+    """Two limits held together: the run's and a provider's own."""
 
-    pool = open_pool(systems[0].settings)
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    async def __aenter__(self):
+        await self.first.acquire()
+        try:
+            await self.second.acquire()
+        except BaseException:
+            self.first.release()
+            raise
+
+    async def __aexit__(self, *exc):
+        self.second.release()
+        self.first.release()
+        return False
+
+
+class BenchPool(ProviderPool):
+    """A pool where at most `calls` model calls run at once, over every provider together (on
+    top of any provider's own cap): `--concurrency 1` means one call in flight."""
+
+    def __init__(self, factory, per_provider: int | None, calls: int):
+        super().__init__(factory, per_provider)
+        self.calls = asyncio.Semaphore(calls)
+
+    def limit(self, name: str):
+        own = super().limit(name)
+        return self.calls if own is None else _Both(self.calls, own)
+
+
+def open_shared_pool(systems: list[System], extra: list[System] = (), concurrency: int | None = None) -> ProviderPool:
+    """One pool for every system, every provider opened now: a missing key fails before any call."""
+    from ..config import keystore
+    from ..providers import build_provider
+
+    settings = systems[0].settings
+    stored = keystore.load_keys()
+
+    def factory(name: str):
+        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models)
+
+    pool = BenchPool(factory, settings.options.concurrency, concurrency or 1 << 20)
     for system in [*systems, *extra]:
         for name in sorted(system.settings.mix.providers()):
             pool.get(name)

