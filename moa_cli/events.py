@@ -6,13 +6,21 @@ Small plain values: renderers switch on the event type; results turn into JSON w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
 from .failure import Failure
 from .providers.base import Usage
 
-if TYPE_CHECKING:
-    from .strategies import Role
+
+class Role(StrEnum):
+    """What a call does in a turn. A str, so JSON, the store and `role == "reference"` keep working.
+
+    Defined here, with the events that carry it, because strategies (which plan calls in these
+    roles) sit above events; `moa_cli.strategies` re-exports it."""
+
+    REFERENCE = "reference"  # answers the user's message (possibly seeing earlier answers)
+    REVIEWER = "reviewer"  # critiques or ranks other references' answers; its text is not an answer
+    AGGREGATOR = "aggregator"  # writes the final answer
 
 
 @dataclass(frozen=True)

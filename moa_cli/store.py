@@ -476,23 +476,21 @@ class Store:
         return messages
 
     @_guarded
-    def export(self, session_id: int, fmt: str = "md") -> str:
-        if fmt not in ("md", "json"):
-            raise UsageError(f"unknown export format {fmt!r} (use md or json)")
+    def session(self, session_id: int) -> SessionInfo | None:
+        return self._session("WHERE s.id = ?", session_id)
+
+    @_guarded
+    def export_json(self, session_id: int) -> str:
+        """The session and its turns as JSON. (Markdown is transcript.py's, which reads the store.)"""
         info = self._session("WHERE s.id = ?", session_id)
         if info is None:
             raise UsageError(f"no session {session_id}")
-        turns = self.turns(session_id)
-        if fmt == "json":
-            out = []
-            for t in turns:
-                d = asdict(t)
-                d["mix_detail"] = json.loads(d.pop("mix_json")) if t.mix_json else None
-                out.append(d)
-            return json.dumps({"session": asdict(info), "turns": out}, indent=2, ensure_ascii=False)
-        from .transcript import markdown
-
-        return markdown(info, turns)
+        out = []
+        for t in self.turns(session_id):
+            d = asdict(t)
+            d["mix_detail"] = json.loads(d.pop("mix_json")) if t.mix_json else None
+            out.append(d)
+        return json.dumps({"session": asdict(info), "turns": out}, indent=2, ensure_ascii=False)
 
 
 def _status(value) -> int | None:

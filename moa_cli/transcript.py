@@ -1,5 +1,7 @@
 """A session as Markdown: the one writer behind `moa history show`, `history export` and `/save`.
 
+It reads the store, never the other way round: `export` is where a session becomes md or json.
+
 Questions are quoted, each final answer follows as the model wrote it, and every turn ends with
 its facts (models, tokens, time, cost). Model names and failures are stored outside text: they are
 escaped so they cannot turn into Markdown structure. Making the whole text terminal-safe is the
@@ -11,11 +13,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from .errors import UsageError
+from .events import Role
 from .sanitize import one_line_safe
-from .strategies import Role
 
 if TYPE_CHECKING:
-    from .store import SessionInfo, TurnRecord
+    from .store import SessionInfo, Store, TurnRecord
+
+
+def export(store: "Store", session_id: int, fmt: str = "md") -> str:
+    """A saved session as Markdown (`md`) or JSON (`json`)."""
+    if fmt not in ("md", "json"):
+        raise UsageError(f"unknown export format {fmt!r} (use md or json)")
+    if fmt == "json":
+        return store.export_json(session_id)
+    info = store.session(session_id)
+    if info is None:
+        raise UsageError(f"no session {session_id}")
+    return markdown(info, store.turns(session_id))
 
 
 def markdown(info: "SessionInfo", turns: "list[TurnRecord]", *, proposals: bool = False) -> str:

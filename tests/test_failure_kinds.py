@@ -292,7 +292,7 @@ def test_kind_and_status_are_saved_and_read_back(tmp_path):
         kinds = {p["model"]: (p["status"], p["failure_kind"], p["failure_status"]) for p in turn.proposals}
         assert kinds == {"openai:m1": ("ok", None, None), "openai:m2": ("failed", "http", 500),
                          "openai:m3": ("ok", None, None), "openai:agg": ("ok", None, None)}
-        exported = json.loads(store.export(outcome.session_id, "json"))
+        exported = json.loads(store.export_json(outcome.session_id))
         (m2,) = [p for p in exported["turns"][0]["proposals"] if p["model"] == "openai:m2"]
         assert (m2["failure_kind"], m2["failure_status"]) == ("http", 500)
         assert "(http 500)" in proposals_markdown(turn)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from moa_cli import transcript
 from moa_cli.errors import UsageError
 from moa_cli.events import Call, CallResult, TurnResult
 from moa_cli.providers.base import Usage
@@ -91,7 +92,7 @@ def test_export_markdown(store):
     sid = store.create_session("notes", mix="default")
     store.add_turn(sid, "What is MoA?\n\nBriefly.", make_result(), status="ok", cost=0.5)
     store.add_turn(sid, "Stopped one", make_result(aggregate=False), status="interrupted")
-    md = store.export(sid, "md")
+    md = transcript.export(store, sid, "md")
     assert md.startswith(f"# Session {sid} 'notes'\n")
     assert "> What is MoA?\n>\n> Briefly." in md
     assert "The answer." in md
@@ -103,7 +104,7 @@ def test_export_markdown(store):
 def test_export_json(store):
     sid = store.create_session("j")
     store.add_turn(sid, "Q", make_result(), status="ok", mix_json=json.dumps({"name": "default", "rounds": 1}))
-    data = json.loads(store.export(sid, "json"))
+    data = json.loads(store.export_json(sid))
     assert data["session"]["name"] == "j" and data["session"]["turns"] == 1
     (turn,) = data["turns"]
     assert turn["question"] == "Q" and turn["final"] == "The answer."
@@ -114,9 +115,9 @@ def test_export_json(store):
 def test_export_rejects_unknown_format_and_session(store):
     sid = store.create_session()
     with pytest.raises(UsageError):
-        store.export(sid, "html")
+        transcript.export(store, sid, "html")
     with pytest.raises(UsageError):
-        store.export(sid + 100, "md")
+        transcript.export(store, sid + 100, "md")
 
 
 def test_context_messages_skip_interrupted_and_failed(store):
@@ -272,7 +273,7 @@ def test_retry_replaces_a_turn_in_the_context_only_once_saved(store):
     ]
     turns = {t.id: t for t in store.turns(sid)}
     assert turns[old].replaced_by == new and turns[first].replaced_by is None
-    assert "## Turn 2 (replaced by a retry)" in store.export(sid, "md")
+    assert "## Turn 2 (replaced by a retry)" in transcript.export(store, sid, "md")
 
 
 def test_an_older_database_is_upgraded_in_place_and_keeps_its_turns(tmp_path):

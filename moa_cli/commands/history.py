@@ -132,7 +132,7 @@ def search(text: str, limit: int = 20) -> None:
 
 def safe_export(store: Store, session_id: int, fmt: str) -> str:
     """A session exported as Markdown or JSON, with no raw control character in it."""
-    text = store.export(session_id, fmt)
+    text = transcript.export(store, session_id, fmt)
     if fmt == "json":
         import json
 

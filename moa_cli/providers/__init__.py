@@ -1,5 +1,8 @@
 """Provider presets, model-spec parsing, and construction of provider instances.
 
+The presets live in presets.py and header handling in headers.py (re-exported here), so that the
+provider modules this package builds use them without importing the package back.
+
 SDKs are imported only inside the factory functions, so that importing this package is cheap.
 """
 
@@ -7,67 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..errors import MissingKeyError, UsageError
 from ..secrets import register_secrets
 from .base import Provider
-
-KINDS = ("together", "openai", "local")
-
-
-@dataclass(frozen=True)
-class ProviderSpec:
-    name: str
-    kind: str  # which implementation: together | openai (any OpenAI-compatible endpoint) | local
-    base_url: str | None = None
-    base_url_env: str | None = None
-    api_key_env: str | None = None
-    key_required: bool = True
-    headers: Mapping[str, str] = field(default_factory=dict)
-    description: str = ""
-
-    def resolved_base_url(self, env: Mapping[str, str]) -> str | None:
-        if self.base_url_env and env.get(self.base_url_env):
-            return env[self.base_url_env]
-        return self.base_url
-
-
-BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
-    spec.name: spec
-    for spec in (
-        ProviderSpec(
-            "together", "together", None, "TOGETHER_BASE_URL", "TOGETHER_API_KEY",
-            description="Together AI serverless models (together SDK)",
-        ),
-        ProviderSpec(
-            "openai", "openai", None, "OPENAI_BASE_URL", "OPENAI_API_KEY",
-            description="OpenAI, or any OpenAI-compatible endpoint via OPENAI_BASE_URL",
-        ),
-        ProviderSpec(
-            "openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_BASE_URL",
-            "OPENROUTER_API_KEY", description="OpenRouter",
-        ),
-        ProviderSpec(
-            "groq", "openai", "https://api.groq.com/openai/v1", "GROQ_BASE_URL", "GROQ_API_KEY",
-            description="Groq",
-        ),
-        ProviderSpec(
-            "ollama", "openai", "http://127.0.0.1:11434/v1", "OLLAMA_BASE_URL", "OLLAMA_API_KEY",
-            key_required=False, description="a local Ollama server",
-        ),
-        ProviderSpec(
-            "vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_BASE_URL", "VLLM_API_KEY",
-            key_required=False, description="a vLLM (or any local OpenAI-compatible) server",
-        ),
-        ProviderSpec(
-            "local", "local", key_required=False,
-            description="GGUF models run in-process by llama.cpp (extra: moa-cli[local])",
-        ),
-    )
-}
-
+from .headers import ENV_REF, expand_headers, header_secrets, is_credential_header  # noqa: F401 - re-exported
+from .presets import BUILTIN_PROVIDERS, KINDS, ProviderSpec  # noqa: F401 - re-exported
 
 PROVIDER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
@@ -177,46 +126,3 @@ def build_provider(
     from .openai_compat import OpenAICompatProvider
 
     return OpenAICompatProvider(spec.name, key or "not-needed", base_url, headers)
-
-
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Header names whose values are credentials: redacted from errors and from `moa config show`.
-_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie|signature|session", re.I)
-
-
-def is_credential_header(name: str) -> bool:
-    return bool(_CREDENTIAL_HEADER.search(name))
-
-
-def header_secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The values of credential headers, and their parts ("Bearer <token>"), for redaction."""
-    out: list[str] = []
-    for name, value in (headers or {}).items():
-        if is_credential_header(name):
-            out.append(value)
-            out.extend(part for part in value.split() if len(part) >= 8)
-    return tuple(out)
-
-
-def expand_headers(spec: ProviderSpec, env: Mapping[str, str]) -> dict[str, str]:
-    """Header values with `${VAR}` taken from the environment, so a credential header (say
-    `api-key = "${AZURE_KEY}"`) never has to be written into the config file. Every value read
-    from the environment is treated as a secret, whatever the header is called."""
-
-    def value(match: re.Match) -> str:
-        name = match.group(1)
-        text = (env.get(name) or "").strip()
-        if not text:
-            raise MissingKeyError(
-                f"provider '{spec.name}': a header uses ${{{name}}} but {name} is not set "
-                "(set it in the environment or a .env file)",
-                provider=spec.name,
-            )
-        register_secrets(text)
-        if not text.isprintable():
-            raise MissingKeyError(f"provider '{spec.name}': ${{{name}}} contains control characters", provider=spec.name)
-        return text
-
-    expanded = {k: ENV_REF.sub(value, v) for k, v in spec.headers.items()}
-    register_secrets(*(v for k, v in expanded.items() if v != spec.headers[k]))
-    return expanded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import header_secrets
+from .headers import header_secrets
 from .openai_style import OpenAIStyleProvider
 
 

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, Sequence
+
+# Role is defined with the events that carry it (events sit below strategies); re-exported here.
+from ..events import CallResult, Role  # noqa: F401
 
 if TYPE_CHECKING:  # type names only: strategies read these values, they never build a config
     from ..config.schema import Mix, ModelSettings
-    from ..events import CallResult
-
-
-class Role(StrEnum):
-    """What a call does in a turn. A str, so JSON, the store and `role == "reference"` keep working."""
-
-    REFERENCE = "reference"  # answers the user's message (possibly seeing earlier answers)
-    REVIEWER = "reviewer"  # critiques or ranks other references' answers; its text is not an answer
-    AGGREGATOR = "aggregator"  # writes the final answer
 
 
 @dataclass(frozen=True)
