@@ -59,6 +59,9 @@ class Option:
     request: tuple[str, ...] = ()  # chat-completions request fields that set it, the first given wins
     field: str | None = None  # the ModelSettings field it sets, when not `name`
     references_only: bool = False  # a MODEL option that only reference models get
+    # A RUN option that is a key of a mix's table (`strategy`): the given value replaces the mix's
+    # own before the mix is checked, so it is checked exactly like a config file's (sections/mixes.py).
+    mix_key: bool = False
 
     @property
     def flag(self) -> str:
@@ -191,6 +194,8 @@ MODEL_OPTIONS: tuple[Option, ...] = tuple(o for o in FLAG_OPTIONS if o.scope is 
 REQUEST_OPTIONS: tuple[Option, ...] = tuple(o for o in OPTIONS if o.request)
 # Options that pick or reshape the mix's models (resolved with the mix, not applied on top of it).
 MODEL_CHOICE = ("mix", "references", "aggregator", "rounds")
+# Options that set a key of the mix's own table (resolved with the mix, checked like its config).
+MIX_KEY_OPTIONS: tuple[Option, ...] = tuple(o for o in FLAG_OPTIONS if o.mix_key)
 
 
 def default(name: str):

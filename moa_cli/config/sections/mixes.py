@@ -13,7 +13,7 @@ from ...errors import ConfigError, UsageError
 from ... import strategies
 from ...providers import ProviderSpec, split_spec
 from .. import model_facts
-from ..options import MODEL_OPTIONS
+from ..options import MIX_KEY_OPTIONS, MODEL_OPTIONS
 from ..schema import MIX_KEYS, MODEL_KEYS, Mix, ModelSettings
 from ..toml_write import toml_key
 from ..validate import check_value, one_line, show
@@ -33,7 +33,7 @@ def check(name: str, data: Any, defaults: Mapping[str, Any], providers: Mapping[
     )
     aggregator = reader.model(data["aggregator"], "aggregator", reader.model_defaults)
     strategy = data.get("strategy", strategies.DEFAULT)
-    problem = strategies.problem(strategy)  # any registered strategy, or a template
+    problem = MIX_VALUE_PROBLEMS["strategy"](strategy)
     if problem is not None:
         reader.fail("strategy", f"{problem}, got {show(strategy)}")
     shuffle = check_value("shuffle", data.get("shuffle", False), reader.prefix, ConfigError)
@@ -41,6 +41,13 @@ def check(name: str, data: Any, defaults: Mapping[str, Any], providers: Mapping[
         unused.extend(sorted(set(reader.per_model) - reader.used))
     return Mix(name=name, layers=layers, aggregator=aggregator, strategy=strategy, shuffle=shuffle,
                description=data.get("description", ""))
+
+
+# Why a value of a mix key is not allowed ("expected ..."), or None: for keys whose allowed values
+# are not a plain rule of the option table. Used for config files and for flags (MIX_KEY_OPTIONS).
+MIX_VALUE_PROBLEMS = {
+    "strategy": strategies.problem,  # any registered strategy, or a template
+}
 
 
 class _MixReader:
@@ -143,12 +150,19 @@ def per_model_tables(tables: Any, providers: Mapping[str, ProviderSpec], prefix:
 
 
 def with_flag_models(name: str, data: Mapping[str, Any], o, providers) -> tuple[Mapping[str, Any], bool]:
-    """The mix's data with -r/-a/--rounds (of Overrides `o`) written into it, so flag-chosen
-    models still get the mix's settings, [defaults] and per-model tables. Returns (data, whether
-    models changed)."""
-    if o.references is None and o.aggregator is None and o.rounds is None:
+    """The mix's data with -r/-a/--rounds and the flags of its own keys (`--strategy`; of Overrides
+    `o`) written into it, so flag-chosen models still get the mix's settings, [defaults] and
+    per-model tables. Returns (data, whether models changed)."""
+    keys = {option: getattr(o, option.name) for option in MIX_KEY_OPTIONS if getattr(o, option.name) is not None}
+    if o.references is None and o.aggregator is None and o.rounds is None and not keys:
         return data, False
     data = dict(data)
+    for option, value in keys.items():
+        check = MIX_VALUE_PROBLEMS.get(option.name)
+        problem = check(value) if check else None
+        if problem is not None:
+            raise UsageError(f"{option.flag}: {problem}")
+        data[option.name] = value
     if o.references is not None:
         if not o.references:
             raise UsageError("--reference-models: give at least one model")
