@@ -142,6 +142,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("rounds", Kind.INT, "Reference rounds before the aggregator; 0 = the aggregator alone.", R,
            low=0, high=10, expected="a whole number from 0 to 10", shown_default="the mix's, 1 for most",
            commands=ASK_CHAT),
+    Option("strategy", Kind.TEXT, "How the rounds run: a registered strategy (synthesize, rank, peer-review, ...) "
+           "or a template with {answers}.", R, shown_default="the mix's, synthesize for most", commands=ASK_CHAT,
+           request=("strategy",), mix_key=True),
     # What every model call carries.
     Option("temperature", Kind.FLOAT, "Sampling temperature for every call.", M, low=0.0, high=2.0,
            expected="a number from 0 to 2", short="t", commands=ASK_CHAT, config=MODEL_TABLES,
