@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,11 +12,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeserver import FakeServer  # noqa: E402
+from spawning import MOA, Result, moa_command, run_moa, spawn_moa  # noqa: E402,F401 - shared with test files
 
 # Variables that must never leak from the developer's machine into a test run.
 SCRUBBED = [k for k in os.environ if k.endswith(("_API_KEY", "_BASE_URL")) or k.startswith("MOA_")]
-
-MOA = shutil.which("moa") or ""
 
 
 def wait_for(predicate, what: str = "condition", timeout: float = 20.0):
@@ -32,13 +28,6 @@ def wait_for(predicate, what: str = "condition", timeout: float = 20.0):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture
@@ -68,20 +57,38 @@ def moa(moa_env, tmp_path):
     """Run the real `moa` command as a subprocess: moa("ask", "q", input="...", env={...})."""
 
     def run(*args: str, input: str | bytes | None = None, env: dict | None = None, timeout: float = 60) -> Result:
-        full_env = {**moa_env, **(env or {})}
-        for k, v in list(full_env.items()):
-            if v is None:
-                del full_env[k]
-        command = [MOA] if MOA else [sys.executable, "-m", "moa_cli"]
-        proc = subprocess.run(
-            command + list(args),
-            input=input.encode() if isinstance(input, str) else input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            env=full_env,
-            cwd=tmp_path,
-            timeout=timeout,
-        )
-        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+        return run_moa(*args, env={**moa_env, **(env or {})}, cwd=tmp_path, input=input, timeout=timeout)
 
     return run
+
+
+# ---------------------------------------------------------------- measuring the test pyramid
+
+# MOA_TEST_SPAWN_LOG=DIR: one line per test case, "node id<TAB>processes and ptys it started", in
+# DIR/<pid>.tsv (one file per xdist worker), to count the cases that spawn something (issue 16).
+# Off by default; the variable starts with MOA_, so no `moa` child ever sees it.
+_SPAWN_LOG = os.environ.get("MOA_TEST_SPAWN_LOG")
+_spawned = [0]
+
+if _SPAWN_LOG:
+    import subprocess
+
+    import ptyprocess
+
+    def _counting(original):
+        def start(*args, **kwargs):
+            _spawned[0] += 1
+            return original(*args, **kwargs)
+
+        return start
+
+    subprocess.Popen._execute_child = _counting(subprocess.Popen._execute_child)
+    ptyprocess.PtyProcess.spawn = classmethod(_counting(ptyprocess.PtyProcess.spawn.__func__))
+    os.fork = _counting(os.fork)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        before = _spawned[0]
+        yield
+        with open(Path(_SPAWN_LOG) / f"{os.getpid()}.tsv", "a", encoding="utf-8") as log:
+            log.write(f"{item.nodeid}\t{_spawned[0] - before}\n")

@@ -3,17 +3,16 @@ announces), backed by the tests' fake server, with its own MOA_HOME and config."
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import MOA, wait_for
+from conftest import wait_for
+from spawning import spawn_moa
 
 MIX_CONFIG = """
 [defaults]
@@ -64,10 +63,9 @@ def moa_serve(moa_env, tmp_path):
         (home / "config.toml").write_text(config)
         full_env = {**moa_env, **(env or {})}
         log_path = tmp_path / f"serve-{len(started)}.log"
-        command = [MOA] if MOA else [sys.executable, "-m", "moa_cli"]
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(command + ["serve", "--port", "0", *args], env=full_env, cwd=tmp_path,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            proc = spawn_moa("serve", "--port", "0", *args, env=full_env, cwd=tmp_path, stdout=log,
+                             stderr=subprocess.STDOUT)
         running = Running(proc, log_path)
         started.append(running)
         return running

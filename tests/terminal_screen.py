@@ -3,13 +3,10 @@ terminal: the screen at any moment while it runs, the scrollback, and every byte
 
 from __future__ import annotations
 
-import shutil
-import sys
-
 import pexpect
 import pyte
 
-MOA = shutil.which("moa")
+from spawning import MOA, spawn_moa  # noqa: F401 - MOA kept for the test files that import it
 
 
 class TerminalRun:
@@ -18,12 +15,11 @@ class TerminalRun:
         self.screen = pyte.HistoryScreen(cols, rows, history=100000, ratio=0.5)
         self.stream = pyte.ByteStream(self.screen)
         self.raw = b""
-        env = {**env, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
         if shell is not None:  # e.g. to redirect stderr: "moa ask q 2>/dev/null"
-            command, argv = "/bin/sh", ["-c", shell]
+            env = {**env, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
+            self.child = pexpect.spawn("/bin/sh", ["-c", shell], env=env, dimensions=(rows, cols), timeout=60)
         else:
-            command, argv = (MOA, args) if MOA else (sys.executable, ["-m", "moa_cli", *args])
-        self.child = pexpect.spawn(command, argv, env=env, dimensions=(rows, cols), timeout=60)
+            self.child = spawn_moa(*args, env=env, pty=True, rows=rows, cols=cols, term="xterm-256color")
 
     def step(self, timeout: float = 0.2) -> bool:
         """Read what is there; False once the program has ended."""

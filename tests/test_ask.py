@@ -99,14 +99,6 @@ def test_json_output_has_every_answer_usage_and_timings(moa, server):
     )
 
 
-def test_one_failing_reference_is_dropped_with_a_warning(moa, server):
-    server.script("m2", status=400)
-    out = moa("ask", *OPENAI_MIX, "q")
-    assert out.returncode == 0
-    assert "openai:m2" in out.stderr and "dropped" in out.stderr
-    assert "m2 answer" not in server.requests("agg")[0]["body"]["messages"][0]["content"]
-
-
 def test_all_references_failing_exits_1_with_one_line(moa, server):
     for m in ("m1", "m2", "m3"):
         server.script(m, status=400)
@@ -116,13 +108,6 @@ def test_all_references_failing_exits_1_with_one_line(moa, server):
     assert len(errors) == 1 and "round 1" in errors[0]
     assert "Traceback" not in out.stderr
     assert server.requests("agg") == []
-
-
-def test_aggregator_failure_without_fallback_exits_1(moa, server):
-    server.script("agg", status=400)
-    out = moa("ask", *OPENAI_MIX, "--no-fallback", "q")
-    assert out.returncode == 1
-    assert "aggregator openai:agg failed" in out.stderr
 
 
 def test_unknown_model_names_model_and_provider(moa, server):

@@ -7,13 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import MOA
+from conftest import moa_command
 
 # HumanEval/0..3: right and wrong answers, in the shapes models use.
 RIGHT = {
@@ -107,7 +106,7 @@ def test_resume_after_kill_9_neither_redoes_nor_duplicates(moa_env, server, home
     for model in ("r1", "r2", "agg"):
         server.script(model, reply="```python\nreturn 1\n```", delay=0.3)
     out = tmp_path / "run"
-    args = [MOA or sys.executable, *([] if MOA else ["-m", "moa_cli"]), "bench", "humaneval", "--mix", "trio",
+    args = [*moa_command(), "bench", "humaneval", "--mix", "trio",
             "--limit", "6", "--concurrency", "2", "--out", str(out)]
     process = subprocess.Popen(args, env=moa_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     predictions = out / "predictions.jsonl"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import MOA, wait_for
+from conftest import spawn_moa, wait_for
 from moa_cli.store import Store
 
 MIX = ["-r", "openai:m1,openai:m2", "-a", "openai:agg"]
@@ -35,10 +35,9 @@ def chat(moa_env, tmp_path):
     children = []
 
     def start(*args: str, prompt: str = PROMPT) -> pexpect.spawn:
-        env = {**moa_env, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
-        command, argv = (MOA, []) if MOA else ("python", ["-m", "moa_cli"])
-        child = pexpect.spawn(command, argv + ["chat", *args], env=env, cwd=str(tmp_path), dimensions=(40, 120),
-                              encoding="utf-8", timeout=WAIT)
+        env = {**moa_env, "PROMPT_TOOLKIT_NO_CPR": "1"}
+        child = spawn_moa("chat", *args, env=env, cwd=tmp_path, pty=True, rows=40, cols=120, encoding="utf-8",
+                          timeout=WAIT)
         children.append(child)
         child.expect_exact(prompt)
         return child
@@ -306,8 +305,8 @@ def test_piped_ctrl_c_mid_turn_stores_the_turn_as_interrupted_and_exits_130(serv
     import subprocess
 
     server.script("m1", hang=True)
-    proc = subprocess.Popen([MOA, "chat", *MIX], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=moa_env, cwd=tmp_path)
+    proc = spawn_moa("chat", *MIX, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     env=moa_env, cwd=tmp_path)
     try:
         proc.stdin.write(b"stuck\n")
         proc.stdin.flush()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import stat
-import sys
 import tomllib
 from pathlib import Path
 
@@ -692,9 +691,9 @@ def test_the_environment_wins_over_the_stored_key(moa, server):
 
 def test_keys_set_on_a_terminal_hides_the_input(moa_env, tmp_path):
     pexpect = pytest.importorskip("pexpect")
-    env = {**moa_env}
-    child = pexpect.spawn(sys.executable, ["-m", "moa_cli", "keys", "set", "openai"], env=env,
-                          cwd=str(tmp_path), encoding="utf-8", timeout=30)
+    from conftest import spawn_moa
+
+    child = spawn_moa("keys", "set", "openai", env=moa_env, cwd=tmp_path, pty=True, encoding="utf-8", timeout=30)
     child.expect_exact("input hidden")
     child.sendline(STORED_KEY)
     child.expect(pexpect.EOF)

@@ -78,11 +78,11 @@ def test_on_a_terminal_list_and_show_are_formatted(moa_env, two_sessions, tmp_pa
 
     import pexpect
 
-    from conftest import MOA
+    from conftest import spawn_moa
 
     for args, expected in ((["list"], r"id\s+name\s+updated"), (["show", "notes"], r"Session 2 'notes'")):
-        child = pexpect.spawn(MOA, ["history", *args], env={**moa_env, "TERM": "xterm"}, cwd=str(tmp_path),
-                              dimensions=(40, 120), encoding="utf-8", timeout=20)
+        child = spawn_moa("history", *args, env=moa_env, cwd=tmp_path, pty=True, rows=40, cols=120,
+                          encoding="utf-8", timeout=20)
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 0

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 
 import pexpect
+
+from conftest import spawn_moa as spawn
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def spawn_moa(args, env):
-    moa = shutil.which("moa")
-    command, argv = (moa, args) if moa else (sys.executable, ["-m", "moa_cli", *args])
-    return pexpect.spawn(command, argv, env={**env, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"},
-                         dimensions=(40, 120), encoding="utf-8", timeout=30)
+    return spawn(*args, env=env, pty=True, rows=40, cols=120, encoding="utf-8", timeout=30)
 
 
 def test_live_panels_then_markdown_answer_then_summary(moa_env, server):

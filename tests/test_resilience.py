@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
-from conftest import wait_for
+from conftest import spawn_moa, wait_for
 from moa_cli import engine as engine_module
 from moa_cli.engine import Engine
 from moa_cli.providers.pool import ProviderPool
@@ -175,11 +173,8 @@ def test_ctrl_c_closes_every_stream_and_leaks_nothing(moa_env, server, tmp_path)
     server.script("m1", hang=True)
     server.script("m2", delay=30)
     server.script("m3", chunk_delay=5, reply="a b c d")
-    command = [shutil.which("moa") or sys.executable] + ([] if shutil.which("moa") else ["-m", "moa_cli"])
-    proc = subprocess.Popen(
-        command + ["ask", *MIX, "q"], env={**moa_env, **WARNINGS_ON}, cwd=tmp_path,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    proc = spawn_moa("ask", *MIX, "q", env={**moa_env, **WARNINGS_ON}, cwd=tmp_path, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE)
     try:
         assert wait_for(lambda: len(server.requests()) == 3, timeout=30)
         proc.send_signal(signal.SIGINT)

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from conftest import MOA
+from conftest import moa_command
 
 from moa_cli.config import Overrides, resolve
 from moa_cli.providers.pool import ProviderPool
@@ -93,9 +93,8 @@ def _sessions(home: Path) -> list[tuple]:
 def _shell(command: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     """Run a bash pipeline in which "$MOA" is the real `moa` command."""
     import shlex
-    import sys
 
-    moa = shlex.quote(MOA) if MOA else f"{shlex.quote(sys.executable)} -m moa_cli"
+    moa = shlex.join(moa_command())
     return subprocess.run(["bash", "-c", command.replace('"$MOA"', moa)], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
