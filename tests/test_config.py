@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from inprocess import run_turn
 from moa_cli import strategies
 from moa_cli.strategies import messages as strategy_messages, templates
 from moa_cli.commands.config import EXAMPLE_CONFIG
@@ -374,23 +375,23 @@ max_tokens = 99
     assert {(r["body"]["temperature"], r["body"]["max_tokens"]) for r in server.requests()} == {(1.1, 7)}
 
 
-def test_builtin_mix_runs_against_the_fake_server(moa, server):
-    out = moa("ask", "--mix", "self-moa", "--json", "q")
-    assert out.returncode == 0, out.stderr
+def test_builtin_mix_runs_against_the_fake_server(server):
+    outcome = run_turn(server, Overrides(mix="self-moa"))
+    assert outcome.ok
     refs = server.requests("deepseek-ai/DeepSeek-V3")
     assert sorted(r["body"]["temperature"] for r in refs) == [0.3, 0.3, 0.6, 0.8, 1.0]  # 4 samples + aggregator
-    assert json.loads(out.stdout)["mix"] == "self-moa"
+    assert outcome.turn.to_dict()["mix"] == "self-moa"
 
 
-# ---------------------------------------------------------------- strategies and shuffle
+# ---------------------------------------------------------------- strategies and shuffle (in-process)
 
 
 def _aggregator_system(server, model="agg") -> str:
     return server.requests(model)[0]["body"]["messages"][0]["content"]
 
 
-def test_rank_and_custom_template_reach_the_aggregator(moa, config_file, server):
-    config_file("""
+def test_rank_and_custom_template_reach_the_aggregator(server):
+    config = tomllib.loads("""
 [mixes.ranked]
 layers = [["openai:m1", "openai:m2"]]
 aggregator = "openai:agg"
@@ -401,12 +402,12 @@ layers = [["openai:m1", "openai:m2"]]
 aggregator = "openai:agg"
 strategy = "QUESTION<{question}> ANSWERS<{answers}> END"
 """)
-    assert moa("ask", "--mix", "ranked", "which?").returncode == 0
+    assert run_turn(server, Overrides(mix="ranked"), config, question="which?").ok
     system = _aggregator_system(server)
     assert system == templates.RANK.replace("{answers}", strategy_messages.number_answers(
         ["m1 answer 1: which?", "m2 answer 1: which?"]))
     server.log.clear(), server.counts.clear()
-    assert moa("ask", "--mix", "custom", "which?").returncode == 0
+    assert run_turn(server, Overrides(mix="custom"), config, question="which?").ok
     system = _aggregator_system(server)
     assert system.startswith("QUESTION<which?> ANSWERS<") and system.endswith("> END")
     assert "m1 answer 1: which?" in system and "m2 answer 1: which?" in system
@@ -419,9 +420,9 @@ def _answers(system: str) -> tuple[str, list[str]]:
     return system.split("Answers:\n", 1)[0], [i for i in items if i]
 
 
-def test_shuffle_changes_only_the_order_of_the_answers(moa, config_file, server):
+def test_shuffle_changes_only_the_order_of_the_answers(server):
     models = ", ".join(f'"openai:m{i}"' for i in range(1, 7))
-    config_file(f"""
+    config = tomllib.loads(f"""
 [mixes.still]
 layers = [[{models}]]
 aggregator = "openai:agg"
@@ -430,10 +431,10 @@ layers = [[{models}]]
 aggregator = "openai:agg"
 shuffle = true
 """)
-    assert moa("ask", "--mix", "still", "q").returncode == 0
+    assert run_turn(server, Overrides(mix="still"), config).ok
     still = _answers(_aggregator_system(server))
     server.log.clear(), server.counts.clear()
-    assert moa("ask", "--mix", "shuffled", "q").returncode == 0
+    assert run_turn(server, Overrides(mix="shuffled"), config).ok
     shuffled = _answers(_aggregator_system(server))
     assert still[0] == shuffled[0]  # the same instruction
     assert len(still[1]) == 6 and sorted(still[1]) == sorted(shuffled[1])  # the same answers

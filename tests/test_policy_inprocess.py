@@ -7,14 +7,14 @@ requests the server saw and the saved turn. The frontends' own thin layer stays 
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from moa_cli.config import Overrides, resolve
+from inprocess import run_turn
+
+from moa_cli.config import Overrides
 from moa_cli.errors import EXIT_TURN_FAILED
 from moa_cli.failure import FailureKind
-from moa_cli.service import TurnOutcome, TurnService
+from moa_cli.service import TurnOutcome
 from moa_cli.store import Store
 
 
@@ -24,16 +24,7 @@ def turn(server, *refs: str, agg: str = "agg", store: Store | None = None, quest
     `options` as the flags of the same names (retries=0, deadline=2, ...)."""
     overrides = Overrides(references=tuple(f"openai:{r}" for r in refs) or None, aggregator=f"openai:{agg}",
                           rounds=None if refs else 0, **options)
-    settings = resolve(overrides, {"OPENAI_API_KEY": "sk-test-0123456789", "OPENAI_BASE_URL": server.v1}, {})
-
-    async def main():
-        service = TurnService(settings, store=store)
-        try:
-            return await service.run(question, history=[])
-        finally:
-            await service.aclose()
-
-    return asyncio.run(main())
+    return run_turn(server, overrides, store=store, question=question)
 
 
 def failure(outcome: TurnOutcome, model: str):

@@ -10,19 +10,18 @@ where the frontend is the point: exit codes, the one error line, plain output, C
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import subprocess
-import warnings
 
 import pytest
 
 from conftest import spawn_moa, wait_for
+from inprocess import run_turn
 from moa_cli import engine as engine_module
-from moa_cli.config import Overrides, resolve
+from moa_cli.config import Overrides
 from moa_cli.engine import Engine
-from moa_cli.service import TurnOutcome, TurnService
+from moa_cli.service import TurnOutcome
 from moa_cli.providers.pool import ProviderPool
 from moa_cli.config.schema import Mix, ModelSettings, RunOptions
 from moa_cli.providers.openai_compat import OpenAICompatProvider
@@ -35,24 +34,9 @@ WARNINGS_ON = {"PYTHONWARNINGS": "always::ResourceWarning"}
 
 def ask_turn(server, config: dict | None = None, **options) -> tuple[TurnOutcome, dict]:
     """The turn `moa ask *MIX --json q` runs, in-process with `options` as its flags (retries=0,
-    ...) and `config` as its config file: the outcome and the turn's JSON. A call that leaked a
-    client or a socket shows up as a ResourceWarning, which fails the test."""
+    ...) and `config` as its config file: the outcome and the turn's JSON."""
     overrides = Overrides(references=("openai:m1", "openai:m2", "openai:m3"), aggregator="openai:agg", **options)
-    settings = resolve(overrides, {"OPENAI_API_KEY": "sk-test-0123456789", "OPENAI_BASE_URL": server.v1},
-                       config or {})
-
-    async def main():
-        service = TurnService(settings)
-        try:
-            return await service.run("q", history=[])
-        finally:
-            await service.aclose()
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        outcome = asyncio.run(main())
-        gc.collect()
-    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+    outcome = run_turn(server, overrides, config)
     return outcome, outcome.turn.to_dict()
 
 
