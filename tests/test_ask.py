@@ -1,4 +1,5 @@
-"""`moa ask` end to end: the real command against the fake OpenAI-compatible server."""
+"""`moa ask` end to end: the real command against the fake OpenAI-compatible server. (Turn policy,
+rounds and the together SDK path run in-process: test_policy_inprocess.py.)"""
 
 from __future__ import annotations
 
@@ -23,31 +24,6 @@ def test_openai_path_answers_with_the_aggregator_and_sends_every_reference_answe
     for model in ("m1", "m2", "m3"):
         assert f"{model} answer 1: what is MoA?" in agg[0]["content"]
     assert agg[1:] == [{"role": "user", "content": "what is MoA?"}]
-
-
-def test_together_sdk_path_with_bare_model_ids(moa, server):
-    out = moa("ask", "-r", "meta-llama/Llama-3.3-70B-Instruct-Turbo", "-r", "together:q", "-a", "agg", "hi")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "agg answer 1: hi"
-    paths = {r["path"] for r in server.requests()}
-    assert paths == {"/v1/chat/completions"}
-    assert {r["model"] for r in server.requests()} == {"meta-llama/Llama-3.3-70B-Instruct-Turbo", "q", "agg"}
-    assert all("together" in r["headers"].get("user-agent", "").lower() for r in server.requests())
-
-
-def test_rounds_two_passes_whole_answers_to_the_second_round(moa, server):
-    out = moa("ask", *OPENAI_MIX, "--rounds", "2", "q")
-    assert out.returncode == 0, out.stderr
-    second = server.requests("m1")[1]["body"]["messages"][0]["content"]
-    assert "m2 answer 1: q" in second and "m3 answer 1: q" in second
-    agg = server.requests("agg")[0]["body"]["messages"][0]["content"]
-    assert "m1 answer 2: q" in agg  # the aggregator sees round two
-
-
-def test_rounds_zero_asks_the_aggregator_alone(moa, server):
-    out = moa("ask", *OPENAI_MIX, "--rounds", "0", "solo")
-    assert out.returncode == 0, out.stderr
-    assert [r["model"] for r in server.requests()] == ["agg"]
 
 
 def test_flags_reach_every_call(moa, server):

@@ -22,8 +22,9 @@ def turn(server, *refs: str, agg: str = "agg", store: Store | None = None, quest
          **options) -> TurnOutcome:
     """One turn of `refs` -> `agg` (the aggregator alone when no refs) on the fake server, with
     `options` as the flags of the same names (retries=0, deadline=2, ...)."""
+    options.setdefault("rounds", None if refs else 0)
     overrides = Overrides(references=tuple(f"openai:{r}" for r in refs) or None, aggregator=f"openai:{agg}",
-                          rounds=None if refs else 0, **options)
+                          **options)
     return run_turn(server, overrides, store=store, question=question)
 
 
@@ -146,3 +147,28 @@ def test_aggregator_failure_without_fallback_fails_the_turn(server):
     assert not outcome.ok and outcome.error.exit_code == EXIT_TURN_FAILED
     assert [(f.kind, f.model) for f in outcome.failures] == [(FailureKind.HTTP, "agg")]
     assert outcome.turn.final in ("", None)
+
+
+# ---------------------------------------------------------------- rounds and the together SDK path (from test_ask.py)
+
+
+def test_the_together_sdk_path_with_bare_model_ids(server):
+    overrides = Overrides(references=("meta-llama/Llama-3.3-70B-Instruct-Turbo", "together:q"), aggregator="agg")
+    outcome = run_turn(server, overrides, question="hi")
+    assert outcome.ok and outcome.turn.final == "agg answer 1: hi"
+    assert {r["path"] for r in server.requests()} == {"/v1/chat/completions"}
+    assert {r["model"] for r in server.requests()} == {"meta-llama/Llama-3.3-70B-Instruct-Turbo", "q", "agg"}
+    assert all("together" in r["headers"].get("user-agent", "").lower() for r in server.requests())
+
+
+def test_rounds_two_passes_whole_answers_to_the_second_round(server):
+    assert turn(server, "m1", "m2", "m3", rounds=2).ok
+    second = server.requests("m1")[1]["body"]["messages"][0]["content"]
+    assert "m2 answer 1: q" in second and "m3 answer 1: q" in second
+    agg = server.requests("agg")[0]["body"]["messages"][0]["content"]
+    assert "m1 answer 2: q" in agg  # the aggregator sees round two
+
+
+def test_rounds_zero_asks_the_aggregator_alone(server):
+    assert turn(server, "m1", "m2", "m3", rounds=0, question="solo").ok
+    assert [r["model"] for r in server.requests()] == ["agg"]
