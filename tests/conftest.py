@@ -62,6 +62,36 @@ def moa(moa_env, tmp_path):
     return run
 
 
+@pytest.fixture
+def moa_inprocess(moa_env, tmp_path, monkeypatch, capfd):
+    """`moa(...)` without a process: moa's own entry (cli.run) in this interpreter, with moa_env
+    as the environment and tmp_path as the working directory. For checking what the command line
+    refuses (option parsing, bad config), where a process adds nothing but start-up time; turns,
+    terminals and signals keep the real process (`moa`, `spawn_moa`)."""
+
+    def run(*args: str, env: dict | None = None) -> Result:
+        from moa_cli import cli
+
+        full_env = {**moa_env, **(env or {})}
+        for name in list(os.environ):
+            if full_env.get(name) is None:
+                monkeypatch.delenv(name)
+        for name, value in full_env.items():
+            if value is not None:
+                monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "stdin", open(os.devnull))  # as `moa` with stdin from /dev/null
+        capfd.readouterr()
+        try:
+            code = cli.run(list(args))
+        finally:
+            sys.stdin.close()
+        out, err = capfd.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
 # ---------------------------------------------------------------- measuring the test pyramid
 
 # MOA_TEST_SPAWN_LOG=DIR: one line per test case, "node id<TAB>processes and ptys it started", in

@@ -107,9 +107,9 @@ def test_rejected_key_is_exit_3_and_never_printed(moa, server):
     assert "401" in out.stderr
 
 
-def test_bad_flag_values_are_one_line_usage_errors(moa, server):
+def test_bad_flag_values_are_one_line_usage_errors(moa_inprocess, server):
     for args in (["--rounds", "abc"], ["--temperature", "-1"], ["--rounds", "99"], ["--max-tokens", "0"]):
-        out = moa("ask", *OPENAI_MIX, *args, "q")
+        out = moa_inprocess("ask", *OPENAI_MIX, *args, "q")
         assert out.returncode == 2, args
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert "Traceback" not in out.stderr

@@ -327,10 +327,10 @@ def test_a_key_pasted_into_the_config_is_rejected_without_echoing_it():
     ('[mixes.empty]\ndescription = "none"\n', "[mixes.empty] has no models"),
     ("[defaults]\nbogus = 1\n", "[defaults] unknown key 'bogus'"),
 ])
-def test_bad_config_exits_2_with_one_line(moa, config_file, server, text, key):
+def test_bad_config_exits_2_with_one_line(moa_inprocess, config_file, server, text, key):
     path = config_file(text)
     for args in (["ask", *OPENAI_MIX, "q"], ["config", "show"]):
-        out = moa(*args)
+        out = moa_inprocess(*args)
         assert out.returncode == 2, (args, out.stderr)
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("moa: error: config error in "), out.stderr
@@ -339,9 +339,9 @@ def test_bad_config_exits_2_with_one_line(moa, config_file, server, text, key):
     assert path.read_text() == text
 
 
-def test_unknown_mix_lists_the_known_ones(moa, config_file, server):
+def test_unknown_mix_lists_the_known_ones(moa_inprocess, config_file, server):
     config_file('[mixes.mine]\nreferences = ["openai:m1"]\naggregator = "openai:agg"\n')
-    out = moa("ask", "--mix", "nope", "q")
+    out = moa_inprocess("ask", "--mix", "nope", "q")
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown mix 'nope'" in lines[0]

@@ -112,12 +112,12 @@ def test_an_expanded_header_value_is_secret_whatever_its_name(moa, server, moa_e
 # tested in-process in test_policy_inprocess.py.
 
 
-def test_the_deadline_has_a_config_key_and_a_range(moa, tmp_path):
+def test_the_deadline_has_a_config_key_and_a_range(moa_inprocess, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[defaults]\ndeadline = -1\n")
-    run = moa("ask", "q", env={"MOA_CONFIG": str(config)})
+    run = moa_inprocess("ask", "q", env={"MOA_CONFIG": str(config)})
     assert run.returncode == 2 and "[defaults] deadline" in run.stderr
-    assert moa("ask", "--deadline", "inf", "q").returncode == 2
+    assert moa_inprocess("ask", "--deadline", "inf", "q").returncode == 2
 
 
 # ---------------------------------------------------------------- numbers
@@ -127,18 +127,18 @@ HUGE = "9" * 400
 
 @pytest.mark.parametrize("flag", ["--max-tokens", "--rounds", "--concurrency", "--retries", "--min-proposers",
                                   "--reference-max-tokens", "--timeout", "--deadline", "--proposer-deadline"])
-def test_a_400_digit_flag_is_one_line_and_exit_2(moa, flag):
-    run = moa("ask", flag, HUGE, "q")
+def test_a_400_digit_flag_is_one_line_and_exit_2(moa_inprocess, flag):
+    run = moa_inprocess("ask", flag, HUGE, "q")
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "internal error" not in run.stderr and flag in run.stderr
 
 
 @pytest.mark.parametrize("setting", ["max_tokens", "seed", "retries", "context_window", "weight", "timeout"])
-def test_a_400_digit_config_value_is_one_line_and_exit_2(moa, tmp_path, setting):
+def test_a_400_digit_config_value_is_one_line_and_exit_2(moa_inprocess, tmp_path, setting):
     config = tmp_path / "config.toml"
     config.write_text(f"[mixes.m]\nreferences = [\"openai:a\"]\naggregator = {{ model = \"openai:b\", {setting} = {HUGE} }}\n"
                       if setting in ("seed", "weight", "context_window") else f"[defaults]\n{setting} = {HUGE}\n")
-    run = moa("ask", "q", env={"MOA_CONFIG": str(config)})
+    run = moa_inprocess("ask", "q", env={"MOA_CONFIG": str(config)})
     assert run.returncode == 2 and "internal error" not in run.stderr and setting in run.stderr
 
 
@@ -153,10 +153,10 @@ def test_a_huge_number_in_a_slash_command_does_not_end_the_chat(moa, server):
 
 
 @pytest.mark.parametrize("text", ["a = " + "[" * 50000, "a = " + "{b = " * 50000, f"[defaults]\nseed = {'9' * 5000}\n"])
-def test_a_pathological_config_file_is_one_line(moa, tmp_path, text):
+def test_a_pathological_config_file_is_one_line(moa_inprocess, tmp_path, text):
     config = tmp_path / "config.toml"
     config.write_text(text)
-    run = moa("config", "show", env={"MOA_CONFIG": str(config)})
+    run = moa_inprocess("config", "show", env={"MOA_CONFIG": str(config)})
     assert run.returncode == 2 and run.stderr.startswith(f"moa: error: config error in {config}")
     assert run.stderr.count("\n") == 1
 
@@ -173,12 +173,12 @@ def test_a_config_that_is_not_a_regular_file_is_refused(moa, tmp_path):
     ("http://127.0.0.1:notaport/v1", "port"), ("http://127.0.0.1:99999/v1", "port"),
     ("ftp://example.org/v1", "http://"), ("http:///v1", "no host"),
 ])
-def test_a_bad_base_url_is_caught_when_the_config_is_read(moa, tmp_path, url, problem):
+def test_a_bad_base_url_is_caught_when_the_config_is_read(moa_inprocess, tmp_path, url, problem):
     config = tmp_path / "config.toml"
     config.write_text(f'[providers.lab]\nbase_url = "{url}"\n')
-    run = moa("config", "show", env={"MOA_CONFIG": str(config)})
+    run = moa_inprocess("config", "show", env={"MOA_CONFIG": str(config)})
     assert run.returncode == 2 and "[providers.lab] base_url" in run.stderr and problem in run.stderr
-    from_env = moa("ask", *ALONE, "openai:m", "q", env={"OPENAI_BASE_URL": url})
+    from_env = moa_inprocess("ask", *ALONE, "openai:m", "q", env={"OPENAI_BASE_URL": url})
     assert from_env.returncode == 2 and "OPENAI_BASE_URL" in from_env.stderr
 
 
@@ -237,8 +237,8 @@ def test_config_init_never_overwrites(moa, moa_env):
 
 @pytest.mark.parametrize("args", [["-a", ":::"], ["-r", "-,:", "-a", "openai:m"], ["--session", ""],
                                   ["--session", "   "]])
-def test_nonsense_names_are_refused(moa, server, args):
-    run = moa("ask", *args, "q")
+def test_nonsense_names_are_refused(moa_inprocess, server, args):
+    run = moa_inprocess("ask", *args, "q")
     assert run.returncode == 2 and not server.requests()
 
 
