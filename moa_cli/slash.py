@@ -13,47 +13,15 @@ import asyncio
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterator, Protocol
+from typing import Callable, Iterator
 
 from . import slash_extras
+from .chat_state import ChatState  # noqa: F401 - where the commands' view of the chat is declared
 from .config.options import FLAG_OPTIONS, Option, find
 from .errors import UsageError
 from .files import write_atomic
 
-if TYPE_CHECKING:
-    from .config import Settings
-    from .store import Store, TurnRecord
-
 QUIT = object()  # what /exit returns to end the chat
-
-
-class ChatState(Protocol):
-    """What a slash command may see and do of the chat it runs in (`repl.Chat` is one). The
-    commands depend on this, not on the REPL, so `repl` imports `slash` and never the reverse."""
-
-    piped: bool  # input comes from a pipe: output goes to stderr, no Rich rendering
-    show_proposers: bool
-    attachments: list  # files (`-f`, `/file`) that go with the next message
-    role: str | None  # the role the chat runs under (roles.py), saved with the session
-
-    @property
-    def settings(self) -> "Settings": ...
-
-    @property
-    def store(self) -> "Store | None": ...
-
-    @property
-    def session_id(self) -> int | None: ...
-
-    def turns(self) -> "list[TurnRecord]": ...
-
-    def say(self, text: str) -> None: ...
-
-    def ask(self, question: str, replaces: "TurnRecord | None" = None) -> Awaitable: ...
-
-    def change(self, **change) -> Awaitable[None]: ...
-
-    def new(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .slash import ChatState as Chat
+    from .chat_state import ChatState as Chat
 
 
 def attach(chat: "Chat", path: str) -> None:

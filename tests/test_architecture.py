@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent / "moa_cli"
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves: import nothing of moa's", {"__init__", "secrets", "failure", "sanitize", "prompts"}),
     ("errors and exit codes", {"errors"}),
-    ("process helpers", {"files", "output", "inputs", "signals"}),
+    ("process helpers", {"files", "output", "inputs", "signals", "attachments"}),
     ("providers", {"providers"}),
     ("option table and config values", {"config.options", "config.schema"}),
     ("events", {"events"}),
@@ -73,12 +73,14 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engine", {"engine"}),
     ("service", {"service"}),
     ("render", {"render"}),
-    ("frontends", {"flags", "commands", "ask", "slash", "repl", "server", "bench"}),
-    ("cli", {"cli"}),
+    ("frontend helpers", {"flags", "chat_state", "completion", "roles", "clipboard", "extract_code"}),
+    ("frontends", {"commands", "ask", "slash", "slash_extras", "repl", "server", "bench", "mcp_server"}),
+    ("cli", {"cli", "manage_cli"}),
     ("entry points", {"entry", "__main__"}),
 ]
 # What users drive. The core below (engine, config, providers, strategies, service, store) imports none.
-FRONTENDS = {"render", "flags", "commands", "ask", "slash", "repl", "server", "bench", "cli", "entry", "__main__"}
+FRONTENDS = {"render", "flags", "chat_state", "completion", "roles", "clipboard", "extract_code", "commands", "ask",
+             "slash", "slash_extras", "repl", "server", "bench", "mcp_server", "cli", "manage_cli", "entry", "__main__"}
 CORE = ("engine", "config", "providers", "strategies", "service", "store")
 
 
