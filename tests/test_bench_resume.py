@@ -7,13 +7,12 @@ import json
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import MOA, wait_for
+from conftest import moa_command, wait_for
 
 CONFIG = """
 [defaults]
@@ -36,7 +35,7 @@ def home(moa_env):
 
 
 def command(*args: str) -> list[str]:
-    return [MOA or sys.executable, *([] if MOA else ["-m", "moa_cli"]), "bench", *args]
+    return [*moa_command(), "bench", *args]
 
 
 def read_jsonl(path: Path) -> list[dict]:

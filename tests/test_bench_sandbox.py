@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MOA, wait_for
+from conftest import moa_command, wait_for
 from moa_cli.bench.sandbox import Isolation, grade, isolation, run_program
 from moa_cli.bench.suites import humaneval_data_file
 
@@ -233,7 +233,7 @@ def home(moa_env):
 
 
 def _start(moa_env, tmp_path, *args):
-    command = [MOA or sys.executable, *([] if MOA else ["-m", "moa_cli"]), "bench", "humaneval", "--mix", "trio",
+    command = [*moa_command(), "bench", "humaneval", "--mix", "trio",
                "--out", str(tmp_path / "run"), *args]
     return subprocess.Popen(command, env=moa_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)

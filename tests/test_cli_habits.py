@@ -300,14 +300,10 @@ def test_top_level_summaries_are_whole(moa):
 
 
 def _spawn(moa_env, tmp_path, args, env=None):
-    import pexpect
+    from conftest import spawn_moa
 
-    from conftest import MOA
-
-    command, argv = (MOA, []) if MOA else (os.sys.executable, ["-m", "moa_cli"])
-    return pexpect.spawn(command, argv + args, env={**moa_env, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1",
-                                                    **(env or {})},
-                         cwd=str(tmp_path), dimensions=(40, 120), encoding="utf-8", timeout=30)
+    return spawn_moa(*args, env={**moa_env, "PROMPT_TOOLKIT_NO_CPR": "1", **(env or {})}, cwd=tmp_path, pty=True,
+                     rows=40, cols=120, encoding="utf-8", timeout=30)
 
 
 def test_history_show_pages_on_a_terminal_only(moa, moa_env, server, tmp_path):

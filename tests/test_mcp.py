@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import sqlite3
 import sys
 from contextlib import asynccontextmanager
@@ -21,6 +20,8 @@ from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
 import subprocess  # noqa: E402
+
+from conftest import moa_command, spawn_moa  # noqa: E402
 
 CONFIG = """
 [defaults]
@@ -65,8 +66,7 @@ class Recorder:
 @asynccontextmanager
 async def connect(env: dict, tmp_path: Path, *args: str):
     """A ClientSession on a fresh `moa mcp` process; yields (session, recorder)."""
-    moa = shutil.which("moa")
-    command, argv = (moa, ["mcp", *args]) if moa else (sys.executable, ["-m", "moa_cli", "mcp", *args])
+    command, *argv = [*moa_command(), "mcp", *args]
     params = StdioServerParameters(command=command, args=argv, env=env, cwd=str(tmp_path))
     recorder = Recorder()
     with open(tmp_path / "mcp-stderr.txt", "w") as errlog:
@@ -283,10 +283,8 @@ def test_sigterm_saves_the_turn_in_flight_as_interrupted_and_exits_143(mcp_env, 
 
     server.script("m1", hang=True)
     server.script("m2", hang=True)
-    moa = shutil.which("moa")
-    command = [moa, "mcp"] if moa else [sys.executable, "-m", "moa_cli", "mcp"]
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=mcp_env, cwd=tmp_path)
+    proc = spawn_moa("mcp", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     env=mcp_env, cwd=tmp_path)
     try:
         messages = [
             {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
