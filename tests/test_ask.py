@@ -93,8 +93,8 @@ def test_unknown_model_names_model_and_provider(moa, server):
     assert "unknown model 'nope' on provider 'openai'" in out.stderr
 
 
-def test_missing_key_names_the_variable(moa):
-    out = moa("ask", "-r", "openai:m1", "-a", "openai:agg", "q", env={"OPENAI_API_KEY": None})
+def test_missing_key_names_the_variable(moa_inprocess):
+    out = moa_inprocess("ask", "-r", "openai:m1", "-a", "openai:agg", "q", env={"OPENAI_API_KEY": None})
     assert out.returncode == 3
     assert "OPENAI_API_KEY" in out.stderr and "Traceback" not in out.stderr
 

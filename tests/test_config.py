@@ -506,10 +506,10 @@ output = 0
 # ---------------------------------------------------------------- moa mixes
 
 
-def test_mixes_lists_every_mix_with_its_source_and_marks_the_default(moa, config_file):
+def test_mixes_lists_every_mix_with_its_source_and_marks_the_default(moa_inprocess, config_file):
     config_file('[defaults]\nmix = "mine"\n[mixes.mine]\ndescription = "my own"\nsource = "my notes"\n'
                 'references = ["openai:m1"]\naggregator = "openai:agg"\n')
-    out = moa("mixes")
+    out = moa_inprocess("mixes")
     assert out.returncode == 0, out.stderr
     titles = [line for line in out.stdout.splitlines() if line and not line.startswith((" ", "`"))]
     assert [t.split()[0] for t in titles] == sorted([*mixes.BUILTIN_MIXES, "mine"])
@@ -536,10 +536,10 @@ timeout = 12
 """
 
 
-def test_mixes_show_prints_toml_that_parses_back_to_the_same_mix(moa, config_file):
+def test_mixes_show_prints_toml_that_parses_back_to_the_same_mix(moa_inprocess, config_file):
     config_file(SHOWN)
     for name in [*mixes.BUILTIN_MIXES, "my mix"]:
-        out = moa("mixes", "show", name)
+        out = moa_inprocess("mixes", "show", name)
         assert out.returncode == 0, out.stderr
         parsed = tomllib.loads(out.stdout)
         (shown_name, table), = parsed["mixes"].items()
@@ -550,7 +550,7 @@ def test_mixes_show_prints_toml_that_parses_back_to_the_same_mix(moa, config_fil
         if name in mixes.BUILTIN_MIXES:
             assert table["source"] == mixes.BUILTIN_MIXES[name]["source"]
             assert "built-in" in out.stdout.splitlines()[0]
-    assert moa("mixes", "show", "nope").returncode == 2
+    assert moa_inprocess("mixes", "show", "nope").returncode == 2
 
 
 def test_mix_to_toml_round_trips_every_builtin_and_layered_mix():
@@ -566,51 +566,51 @@ def test_mix_to_toml_round_trips_every_builtin_and_layered_mix():
 # ---------------------------------------------------------------- moa models
 
 
-def test_models_lists_the_provider_models(moa, server):
+def test_models_lists_the_provider_models(moa_inprocess, server):
     server.script("alpha").script("beta")
-    out = moa("models", "openai")
+    out = moa_inprocess("models", "openai")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["openai:alpha", "openai:beta"]
     server.known_models = {"gamma"}
-    out = moa("models", "together")  # through its own SDK
+    out = moa_inprocess("models", "together")  # through its own SDK
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["together:gamma"]
-    out = moa("models")  # every provider that has a key: both, here
+    out = moa_inprocess("models")  # every provider that has a key: both, here
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.split()) == ["openai:gamma", "together:gamma"]
-    out = moa("models", "nolab")
+    out = moa_inprocess("models", "nolab")
     assert out.returncode == 2 and "unknown provider 'nolab'" in out.stderr
-    out = moa("models", "openai", env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    out = moa_inprocess("models", "openai", env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
     assert out.returncode == 4 and "cannot connect" in out.stderr and "Traceback" not in out.stderr
 
 
 # ---------------------------------------------------------------- moa config
 
 
-def test_config_path_init_show(moa, moa_env, tmp_path):
+def test_config_path_init_show(moa_inprocess, moa_env, tmp_path):
     home = Path(moa_env["MOA_HOME"])
-    out = moa("config", "path")
+    out = moa_inprocess("config", "path")
     assert out.stdout.strip() == str(home / "config.toml")
     other = tmp_path / "elsewhere" / "moa.toml"
-    assert moa("config", "path", env={"MOA_CONFIG": str(other)}).stdout.strip() == str(other)
+    assert moa_inprocess("config", "path", env={"MOA_CONFIG": str(other)}).stdout.strip() == str(other)
 
-    out = moa("config", "show")
+    out = moa_inprocess("config", "show")
     assert out.returncode == 0 and "does not exist" in out.stdout
-    out = moa("config", "init")
+    out = moa_inprocess("config", "init")
     assert out.returncode == 0, out.stderr
     path = home / "config.toml"
     assert path.read_text() == EXAMPLE_CONFIG
     path.write_text(path.read_text() + '\n[defaults]\nmix = "moa-lite"\n')
     edited = path.read_text()
-    out = moa("config", "init")
+    out = moa_inprocess("config", "init")
     assert out.returncode == 2 and "already exists" in out.stderr
     assert path.read_text() == edited  # never overwritten
-    out = moa("config", "show")
+    out = moa_inprocess("config", "show")
     assert out.returncode == 0, out.stderr
     assert "Default mix: moa-lite" in out.stdout
     assert tomllib.loads(out.stdout) == {"defaults": {"mix": "moa-lite"}}
     # MOA_CONFIG moves the file `init` writes.
-    assert moa("config", "init", env={"MOA_CONFIG": str(other)}).returncode == 0
+    assert moa_inprocess("config", "init", env={"MOA_CONFIG": str(other)}).returncode == 0
     assert other.read_text() == EXAMPLE_CONFIG
 
 

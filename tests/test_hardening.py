@@ -224,11 +224,11 @@ def test_unwritable_moa_home_is_one_line_for_keys_and_config(moa, tmp_path):
         assert run.returncode == 2 and run.stderr.startswith("moa: error: cannot") and "internal" not in run.stderr
 
 
-def test_config_init_never_overwrites(moa, moa_env):
-    assert moa("config", "init").returncode == 0
+def test_config_init_never_overwrites(moa_inprocess, moa_env):
+    assert moa_inprocess("config", "init").returncode == 0
     path = Path(moa_env["MOA_HOME"]) / "config.toml"
     path.write_text("# mine\n")
-    run = moa("config", "init")
+    run = moa_inprocess("config", "init")
     assert run.returncode == 2 and path.read_text() == "# mine\n"
 
 
