@@ -25,15 +25,16 @@ def fake_env(server) -> dict[str, str]:
 
 
 def run_turn(server, overrides: Overrides = Overrides(), config: dict | None = None, *, question: str = "q",
-             history: list[dict] | None = None, store: Store | None = None) -> TurnOutcome:
+             history: list[dict] | None = None, store: Store | None = None, listeners=()) -> TurnOutcome:
     """One turn, as `moa ask` with these flags and this config file would run it. A client or
-    socket left open shows up as a ResourceWarning, which fails the test."""
+    socket left open shows up as a ResourceWarning, which fails the test. `listeners` hear the
+    turn's events (e.g. `events.append`)."""
     settings = resolve(overrides, fake_env(server), config or {})
 
     async def main():
         service = TurnService(settings, store=store)
         try:
-            return await service.run(question, history=history or [])
+            return await service.run(question, history=history or [], listeners=listeners)
         finally:
             await service.aclose()
 

@@ -21,6 +21,7 @@ from inprocess import run_turn
 from moa_cli import engine as engine_module
 from moa_cli.config import Overrides
 from moa_cli.engine import Engine
+from moa_cli.events import CallFinished, Notice
 from moa_cli.service import TurnOutcome
 from moa_cli.providers.pool import ProviderPool
 from moa_cli.config.schema import Mix, ModelSettings, RunOptions
@@ -32,11 +33,12 @@ LEAKS = ("Traceback", "Task was destroyed", "Unclosed", "ResourceWarning", "neve
 WARNINGS_ON = {"PYTHONWARNINGS": "always::ResourceWarning"}
 
 
-def ask_turn(server, config: dict | None = None, **options) -> tuple[TurnOutcome, dict]:
+def ask_turn(server, config: dict | None = None, events: list | None = None, **options) -> tuple[TurnOutcome, dict]:
     """The turn `moa ask *MIX --json q` runs, in-process with `options` as its flags (retries=0,
-    ...) and `config` as its config file: the outcome and the turn's JSON."""
+    ...) and `config` as its config file: the outcome and the turn's JSON. `events`, when given,
+    collects what the listeners heard."""
     overrides = Overrides(references=("openai:m1", "openai:m2", "openai:m3"), aggregator="openai:agg", **options)
-    outcome = run_turn(server, overrides, config)
+    outcome = run_turn(server, overrides, config, listeners=() if events is None else (events.append,))
     return outcome, outcome.turn.to_dict()
 
 
@@ -123,13 +125,17 @@ def test_401_everywhere_fails_the_turn_with_the_key_exit_code(moa, server):
 
 def test_a_hung_model_is_cut_by_the_deadline_and_its_stream_closed(server):
     server.script("m3", hang=True)
-    out, data = ask_turn(server, min_proposers=2, proposer_deadline=1.0)
+    events = []
+    out, data = ask_turn(server, events, min_proposers=2, proposer_deadline=1.0)
     assert out.ok
     refs = by_model(data)
     assert [refs[f"openai:m{i}"]["status"] for i in (1, 2, 3)] == ["ok", "ok", "cut"]
     assert data["final"] == "agg answer 1: q"
     assert "m3" not in agg_system(server)
     assert refs["openai:m3"]["failure"]["kind"] == "cut"
+    # The cut reaches the listeners once (issue 11): one result says cut, and no notice repeats it.
+    assert [e.call.label for e in events if isinstance(e, CallFinished) and e.result.status == "cut"] == ["openai:m3"]
+    assert not [e for e in events if isinstance(e, Notice) and "openai:m3" in e.message]
     assert wait_for(lambda: "client_closed" in server.requests("m3")[0])
     assert server.requests("m3")[0]["client_closed"] is True
     # The aggregator was asked only after the cut call was gone.
