@@ -126,7 +126,7 @@ def test_401_everywhere_fails_the_turn_with_the_key_exit_code(moa, server):
 def test_a_hung_model_is_cut_by_the_deadline_and_its_stream_closed(server):
     server.script("m3", hang=True)
     events = []
-    out, data = ask_turn(server, events, min_proposers=2, proposer_deadline=1.0)
+    out, data = ask_turn(server, events=events, min_proposers=2, proposer_deadline=1.0)
     assert out.ok
     refs = by_model(data)
     assert [refs[f"openai:m{i}"]["status"] for i in (1, 2, 3)] == ["ok", "ok", "cut"]
