@@ -1,0 +1,391 @@
+"""`moa bench SUITE --search POOL`: which mix of these models is best for this suite and budget?
+
+The configurations (`enumerate_configurations`):
+    every pool model alone;
+    every proposer set of the sizes asked for (`--proposers 2,3`; default 2 up to the pool size),
+    with every pool model as aggregator, for each `--rounds` count and `--strategies` name.
+
+Shared answers (answer_ledger.py): a round-1 answer depends only on (model, its settings, item),
+so it is asked once and replayed in every configuration that has that model and in its solo row;
+a later round's call is shared by every configuration that sends the same inputs; only the
+aggregations are per configuration. Each configuration still runs as a real turn through the
+turn service, so its answer, tokens and cost are its own; its latency is modelled from the
+recorded call times (slowest reference per round, plus the aggregator), never from a replay.
+
+Scheduling: for each item the solo rows run first (they are every model's round-1 answer); the
+item's configurations follow. One call budget (`--concurrency`) covers the whole search; a
+configuration is admitted only when the calls it will make side by side fit, so its calls never
+wait behind another configuration's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..config import Overrides, Settings
+from ..config.schema import Mix, ModelSettings
+from ..errors import UsageError
+from ..prompts import estimate_tokens
+from ..service import TurnService
+from .answer_ledger import AnswerLedger, modelled_latency
+from .runner import Runner, System, _model_named
+from .suites import Item
+
+EXIT_OVER_BUDGET = 6  # --max-cost: the estimate or the spend passed the budget
+OUTPUT_TOKENS_GUESS = 400  # per answer, for the estimate, when a model has no max_tokens
+
+
+def strategy_names() -> list[str]:
+    """The aggregation strategies a search may try. One seam: when the strategy registry
+    (moa_cli/strategies/) lands, this reads it instead."""
+    try:
+        from .. import strategies  # type: ignore[attr-defined]
+
+        return sorted(strategies.names())
+    except (ImportError, AttributeError):
+        from ..prompts import STRATEGIES
+
+        return sorted(STRATEGIES)
+
+
+# ------------------------------------------------------------------------- what to run
+
+
+@dataclass(frozen=True)
+class Configuration:
+    name: str
+    mix: Mix
+    solo: bool
+
+    @property
+    def proposers(self) -> tuple[str, ...]:
+        return tuple(m.label for m in self.mix.layers[0]) if self.mix.layers else ()
+
+    @property
+    def calls_alone(self) -> int:
+        """Calls one item costs when this configuration runs on its own."""
+        return sum(len(layer) for layer in self.mix.layers) + 1
+
+
+def parse_sizes(text: str | None, flag: str, lowest: int, highest: int, default: list[int]) -> list[int]:
+    if text is None:
+        return default
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part[1:]:
+            low, _, high = part.partition("-")
+            bounds = (low, high)
+        else:
+            bounds = (part, part)
+        try:
+            low, high = (int(b) for b in bounds)
+        except ValueError:
+            raise UsageError(f"{flag}: expected whole numbers like 2,3 or 2-4, got {part!r}") from None
+        if low > high or low < lowest or high > highest:
+            raise UsageError(f"{flag}: {part} is outside {lowest}..{highest}")
+        values.extend(range(low, high + 1))
+    if not values:
+        raise UsageError(f"{flag}: expected at least one number")
+    return sorted(set(values))
+
+
+def resolve_pool(settings: Settings, pool: str) -> list[ModelSettings]:
+    """POOL: a mix name (its distinct models, with their settings in that mix) or a comma list
+    of PROVIDER:MODEL specs (with the config's defaults and per-model settings)."""
+    if pool in settings.mix_names():
+        models = settings.with_overrides(Overrides(mix=pool)).mix.models()
+    else:
+        specs = [part.strip() for part in pool.split(",") if part.strip()]
+        models = [_model_named(settings, spec) for spec in specs]
+    chosen: dict[str, ModelSettings] = {}
+    for model in models:
+        chosen.setdefault(model.label, model)
+    if len(chosen) < 2:
+        raise UsageError("--search: expected a pool of at least two models: a mix name or PROVIDER:MODEL,PROVIDER:MODEL,...")
+    return list(chosen.values())
+
+
+def enumerate_configurations(pool: list[ModelSettings], sizes: list[int], rounds: list[int],
+                             strategies: list[str]) -> list[Configuration]:
+    """Every model alone, then every proposer set x aggregator x rounds x strategy, in pool order
+    (the order of a set's answers is the pool's, so identical sets send identical requests)."""
+    configs = [Configuration(m.label, Mix(name=m.label, layers=(), aggregator=m), solo=True) for m in pool]
+    many_strategies = len(strategies) > 1
+    for size in sizes:
+        for proposers in itertools.combinations(pool, size):
+            for aggregator in pool:
+                for count in rounds:
+                    for strategy in strategies:
+                        name = (",".join(m.label for m in proposers) + " → " + aggregator.label
+                                + (f" ×{count}" if count > 1 else "")
+                                + (f" [{strategy}]" if many_strategies or strategy != "synthesize" else ""))
+                        mix = Mix(name=name, layers=(tuple(proposers),) * count, aggregator=aggregator,
+                                  strategy=strategy)
+                        configs.append(Configuration(name, mix, solo=False))
+    return configs
+
+
+@dataclass(frozen=True)
+class Estimate:
+    configurations: int
+    calls_alone: int  # every configuration run separately
+    calls_shared: int  # with shared answers, from scratch
+    cost: float | None  # dollars, from a token guess; None when a model has no known price
+    unpriced: tuple[str, ...]
+
+
+def estimate(configs: list[Configuration], items: list[Item], prices) -> Estimate:
+    """Calls and dollars before starting. Tokens are guessed: the instruction's length in, the
+    model's max_tokens (or OUTPUT_TOKENS_GUESS) out; an aggregator also reads every answer."""
+    from ..config.catalog import cost as call_cost
+    from ..providers.base import Usage
+
+    n = len(items)
+    prompt = sum(estimate_tokens([{"content": item.instruction}]) for item in items) / max(n, 1)
+    calls_alone = n * sum(c.calls_alone for c in configs)
+    shared_refs: set[tuple] = set()  # (round, proposer set, model): one call per item
+    aggregations = 0
+    dollars, unpriced = 0.0, set()
+
+    def add(model: ModelSettings, answers_read: int) -> None:
+        nonlocal dollars
+        out = model.max_tokens or OUTPUT_TOKENS_GUESS
+        usage = Usage(int(prompt + answers_read * OUTPUT_TOKENS_GUESS), out)
+        price = call_cost(model.label, usage, prices)
+        if price is None:
+            unpriced.add(model.label)
+        else:
+            dollars += price * n
+
+    for config in configs:
+        mix = config.mix
+        for number, layer in enumerate(mix.layers, 1):
+            for model in layer:
+                key = (1, (), model.label) if number == 1 else (number, config.proposers, model.label)
+                if key not in shared_refs:
+                    shared_refs.add(key)
+                    add(model, 0 if number == 1 else len(layer))
+        if config.solo:
+            key = (1, (), mix.aggregator.label)
+            if key not in shared_refs:
+                shared_refs.add(key)
+                add(mix.aggregator, 0)
+        else:
+            aggregations += 1
+            add(mix.aggregator, len(mix.layers[-1]))
+    return Estimate(len(configs), calls_alone, n * (len(shared_refs) + aggregations),
+                    None if unpriced else dollars, tuple(sorted(unpriced)))
+
+
+# ------------------------------------------------------------------------------ running
+
+
+class OverBudget(Exception):
+    """--max-cost: the money spent passed the budget; the run stops, keeping what it has."""
+
+
+class SearchRunner(Runner):
+    """The bench runner with shared answers: every turn goes through the answer ledger."""
+
+    def __init__(self, *args, answers: AnswerLedger, configs: list[Configuration], max_cost: float | None = None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.answers, self.max_cost = answers, max_cost
+        self.configs = {c.name: c for c in configs}
+
+    async def run(self) -> None:
+        if self.suite.graded:
+            for record in list(self.files.predictions.values()):
+                self._grade_later(record)
+        async with asyncio.TaskGroup() as group:
+            for item in self.items:
+                group.create_task(self._item(item))
+        if self._grading:
+            await asyncio.gather(*self._grading)
+
+    async def _item(self, item: Item) -> None:
+        done = self.files.predictions
+        solos = [s for s in self.systems if self.configs[s.name].solo and (s.name, item.id) not in done]
+        mixes = [s for s in self.systems if not self.configs[s.name].solo and (s.name, item.id) not in done]
+        async with asyncio.TaskGroup() as group:  # every model's round-1 answer, as its solo row
+            for system in solos:
+                group.create_task(self._answer(system, item))
+        async with asyncio.TaskGroup() as group:
+            for system in mixes:
+                group.create_task(self._answer(system, item, self._width(system, item)))
+
+    def _width(self, system: System, item: Item) -> int:
+        """Calls this configuration will have in flight at once, its shared answers aside: one
+        aggregation, plus any round-1 answer the solo rows could not supply; a later round's
+        calls are its own until another configuration has made them."""
+        mix = system.settings.mix
+        if len(mix.layers) > 1:
+            return system.width
+        records = self.files.predictions.records
+        missing = sum(1 for m in mix.layers[0] if records.get((m.label, item.id), {}).get("status") != "ok")
+        return 1 + missing
+
+    async def _answer(self, system: System, item: Item, width: int = 1) -> None:
+        from .runner import prediction_record
+
+        outcome = await self._turn(system, item.instruction, width)
+        record = prediction_record(self.suite, system, item, outcome)
+        record["calls"] = self.configs[system.name].calls_alone
+        self.files.predictions.add(record)
+        self.progress.answered(system.name, record)
+        self._grade_later(record)
+
+    async def _turn(self, system: System, question: str, width: int = 1):
+        if self.max_cost is not None and self.answers.spent > self.max_cost:
+            raise OverBudget()
+        weight = await self.budget(width)
+        try:
+            if self.max_cost is not None and self.answers.spent > self.max_cost:
+                raise OverBudget()
+            trace = []
+            outcome = await TurnService(system.settings, pool=self.answers.pool(self.pool, trace)).run(
+                question, history=[])
+            # The latency this mix would have had alone: replayed answers at their recorded time.
+            outcome.turn.elapsed = modelled_latency(outcome.turn, trace)
+            return outcome
+        finally:
+            self.budget.release(weight)
+
+
+# ------------------------------------------------------------------------------ results
+
+
+def figures(configs: list[Configuration], items: list[str], files, graded: bool) -> list[dict]:
+    """Each configuration's own figures, as if it had run alone."""
+    from . import stats
+
+    predictions, grades = files.predictions.records, files.grades.records
+    rows = []
+    for config in configs:
+        records = [predictions[(config.name, item)] for item in items if (config.name, item) in predictions]
+        ok = [r for r in records if r["status"] == "ok"]
+        latencies = [r["latency"] for r in ok]
+        costs = [r["cost"] for r in records]
+        tokens = [r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in records]
+        row = {
+            "name": config.name, "solo": config.solo, "proposers": list(config.proposers),
+            "aggregator": config.mix.aggregator.label, "rounds": config.mix.rounds, "strategy": config.mix.strategy,
+            "items": len(records), "errors": len(records) - len(ok),
+            "quality": None, "ci95": None,
+            "latency_mean": _round(stats.mean(latencies)), "latency_p95": _round(stats.percentile(latencies, 95)),
+            "tokens_per_item": _round(stats.mean(tokens), 1),
+            "cost_per_item": None if not records or any(c is None for c in costs) else round(sum(costs) / len(records), 8),
+        }
+        if graded:
+            scores = [1.0 if grades[(config.name, i)]["passed"] else 0.0 for i in items if (config.name, i) in grades]
+            row["quality"] = _round(stats.mean(scores))
+            ci = stats.bootstrap_ci(scores)
+            row["ci95"] = [_round(x) for x in ci] if ci else None
+            row["passed"] = int(sum(scores))
+        rows.append(row)
+    return rows
+
+
+def cost_axis(rows: list[dict]) -> str:
+    """Dollars when every row has a known price, else tokens (and the report says so)."""
+    priced = [r for r in rows if r["quality"] is not None]
+    return "cost_per_item" if priced and all(r["cost_per_item"] is not None for r in priced) else "tokens_per_item"
+
+
+def pareto_front(rows: list[dict], axis: str) -> set[str]:
+    """Names of the rows no other row beats on both quality (higher) and `axis` (lower)."""
+    points = [r for r in rows if r["quality"] is not None and r[axis] is not None]
+    front = set()
+    for r in points:
+        dominated = any(q["quality"] >= r["quality"] and q[axis] <= r[axis]
+                        and (q["quality"] > r["quality"] or q[axis] < r[axis]) for q in points)
+        if not dominated:
+            front.add(r["name"])
+    return front
+
+
+def leaderboard(rows: list[dict], axis: str) -> list[dict]:
+    """Best quality first; cheaper, then faster, then the name break ties."""
+    big = math.inf
+    return sorted(rows, key=lambda r: (-(r["quality"] if r["quality"] is not None else -1.0),
+                                       r[axis] if r[axis] is not None else big,
+                                       r["latency_mean"] if r["latency_mean"] is not None else big, r["name"]))
+
+
+def recommend(board: list[dict], axis: str) -> dict | None:
+    """The best configuration, and the cheapest whose quality is within the best one's 95% CI."""
+    scored = [r for r in board if r["quality"] is not None]
+    if not scored:
+        return None
+    best = scored[0]
+    floor = best["ci95"][0] if best["ci95"] else best["quality"]
+    within = [r for r in scored if r["quality"] >= floor and r[axis] is not None]
+    cheapest = min(within, key=lambda r: (r[axis], -r["quality"], r["latency_mean"] or 0.0, r["name"])) if within else best
+    return {"best": best["name"], "cheapest_within_ci": cheapest["name"], "ci_floor": floor}
+
+
+def build_report(suite: str, graded: bool, configs: list[Configuration], items: list[str], files,
+                 answers: AnswerLedger, plan_estimate: Estimate, stopped: str | None = None) -> dict:
+    rows = figures(configs, items, files, graded)
+    axis = cost_axis(rows)
+    fronts = {"cost": pareto_front(rows, axis), "latency": pareto_front(rows, "latency_mean")}
+    for row in rows:
+        row["pareto_cost"] = row["name"] in fronts["cost"]
+        row["pareto_latency"] = row["name"] in fronts["latency"]
+    board = leaderboard(rows, axis)
+    for rank, row in enumerate(board, 1):
+        row["rank"] = rank
+    needed = len(answers)  # distinct answers the search holds: what it had to ask, once each
+    return {
+        "suite": suite, "items": len(items), "configurations": len(configs),
+        "quality": "pass@1" if graded else None, "cost_axis": axis,
+        "calls": {"made": needed, "without_sharing": plan_estimate.calls_alone,
+                  "ratio": _round(needed / plan_estimate.calls_alone) if plan_estimate.calls_alone else None,
+                  "asked_this_run": answers.asked, "replayed_this_run": answers.replayed},
+        "spent_this_run": round(answers.spent, 6),
+        "leaderboard": board, "recommendation": recommend(board, axis), "stopped": stopped,
+        "notes": [] if graded else ["No quality measure for an instruction set in a search yet: give a graded suite "
+                                    "(humaneval), or compare two mixes with a plain `moa bench --judge`."],
+    }
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(value, digits)
+
+
+# ------------------------------------------------------------------------------ saving
+
+
+def save_mix(settings: Settings, config: Configuration, name: str, source: str) -> Path:
+    """Append the configuration as `[mixes.NAME]` to the config file, atomically, with a `source`
+    line naming the run. An existing mix of that name is never replaced."""
+    import tomllib
+
+    from ..config import paths
+    from ..config.toml_write import mix_to_toml
+    from ..files import read_small_file, write_atomic
+
+    if not name.strip() or any(ch in name for ch in "\n\r\"'[]."):
+        raise UsageError("--save: expected a mix name (letters, digits, - and _)")
+    path = settings.config_path or paths.config_file()
+    text = read_small_file(path, "config file").decode("utf-8") if path.exists() else ""
+    try:
+        existing = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"--save: cannot add to {path}: it is not valid TOML ({error})") from None
+    if name in existing.get("mixes", {}):
+        raise UsageError(f"--save: a mix named {name!r} is already in {path}; choose another name")
+    mix = replace(config.mix, name=name, description=f"found by moa bench --search: {config.name}")
+    addition = mix_to_toml(mix, source=source)
+    new_text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + addition
+    tomllib.loads(new_text)  # what is written must read back
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, new_text, mode=0o600)
+    return path
