@@ -31,6 +31,9 @@ from ..providers.base import ChatRequest, Chunk, Usage
 from .predictions import Ledger
 
 
+SYNC_EVERY = 64  # see Ledger.sync_every: flushed at once (kill -9 safe), fsync'ed in batches
+
+
 def request_key(provider: str, request: ChatRequest) -> str:
     """What makes two calls the same call. The timeout is left out: it bounds a wait, it does
     not change the answer."""
@@ -67,7 +70,7 @@ class AnswerLedger:
     _inflight: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.ledger = Ledger(self.path, by_key)
+        self.ledger = Ledger(self.path, by_key, sync_every=SYNC_EVERY)
 
     def load(self) -> "AnswerLedger":
         self.ledger.load()

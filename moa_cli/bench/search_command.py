@@ -55,7 +55,7 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     from rich.text import Text
 
     from ..config import Overrides, load_settings
-    from .answer_ledger import AnswerLedger
+    from .answer_ledger import SYNC_EVERY, AnswerLedger
     from .command import DEFAULT_CONCURRENCY, _run_loop
     from .predictions import RunFiles
     from .runner import System, open_shared_pool
@@ -107,6 +107,8 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     except BaseException:
         asyncio.run(shared_pool.aclose())
         raise
+    for ledger in (files.predictions, files.grades, files.judgements):
+        ledger.sync_every = SYNC_EVERY  # thousands of records: fsync in batches (see Ledger)
     answers = AnswerLedger(Path(answers_file) if answers_file else directory / "answers.jsonl",
                            prices=dict(settings.prices)).load()
     total = len(items) * len(systems)
@@ -192,6 +194,7 @@ def table_rows(report: dict) -> list[list[str]]:
 
 HEADERS = ["#", "configuration", "quality", "95% CI", "latency mean/p95", "tokens/item", "cost/item", "errors",
            "front"]
+TERMINAL_ROWS = 20  # the terminal shows the top of the leaderboard and the fronts; search.md has it all
 
 
 def summary_lines(report: dict) -> list[str]:
@@ -216,13 +219,20 @@ def print_report(report: dict, console) -> None:
 
     table = Table(title=Text(f"moa bench {one_line_safe(report['suite'])} --search · {report['items']} items · "
                              f"{report['configurations']} configurations"))
+    short = {"latency mean/p95": "latency", "tokens/item": "tokens", "cost/item": "cost", "errors": "err"}
     for header in HEADERS:
-        table.add_column(header, overflow="fold", ratio=1 if header == "configuration" else None,
+        table.add_column(short.get(header, header), overflow="fold", min_width=18 if header == "configuration" else None,
+                         ratio=1 if header == "configuration" else None,
                          justify="left" if header == "configuration" else "right",
                          no_wrap=header != "configuration")
-    for cells in table_rows(report):
-        table.add_row(*(Text(one_line_safe(cell)) for cell in cells))
+    shown = 0
+    for row, cells in zip(report["leaderboard"], table_rows(report)):
+        if row["rank"] <= TERMINAL_ROWS or row["pareto_cost"] or row["pareto_latency"]:
+            table.add_row(*(Text(one_line_safe(cell)) for cell in cells))
+            shown += 1
     console.print(table)
+    if shown < len(report["leaderboard"]):
+        console.print(Text(f"{len(report['leaderboard']) - shown} more configurations in search.md"))
     for line in summary_lines(report):
         console.print(Text(one_line_safe(line)))
 
