@@ -201,3 +201,33 @@ def test_bad_search_flags_are_one_line(moa, server, home, tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert server.requests() == []
+
+
+def test_judged_search_ranks_by_length_controlled_win_rate_and_judges_each_pair_once(moa, server, home, tmp_path):
+    topics = [f"topic-{letter}" for letter in "ABCDEF"]
+    suite = tmp_path / "topics.jsonl"
+    suite.write_text("".join(json.dumps({"id": t, "instruction": f"Tell me about {t}."}) + "\n" for t in topics))
+    server.script("a", replies={t: f"GOOD answer from a on {t}" for t in topics})
+    server.script("b", replies={t: f"plain answer from b on {t}" for t in topics})
+    server.script("c", replies={t: f"plain answer from c on {t}" for t in topics},
+                  system_replies={"GOOD": "GOOD answer from c, improved"})
+    # The judge prefers a GOOD answer in either position; otherwise it names neither (a tie).
+    server.script("judge", replies={"[Answer A]\nGOOD": "[[A]]", "[Answer B]\nGOOD": "[[B]]"})
+    out = tmp_path / "search"
+    result = moa("bench", str(suite), "--search", "openai:b,openai:a,openai:c", "--judge", "openai:judge",
+                 "--out", str(out), timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "search.json").read_text())
+    assert report["baseline"] == "openai:b"
+    board = {row["name"]: row for row in report["leaderboard"]}
+    good = {name for name, row in board.items() if row["win_rate"] == 1.0}
+    assert good == {"openai:a", *(n for n in board if n.endswith("→ openai:a")),
+                    *(n for n in board if n.endswith("→ openai:c") and "openai:a" in n.split(" → ")[0])}
+    ranked = [row["name"] for row in report["leaderboard"]]
+    assert set(ranked[:len(good)]) == good
+    others = [board[n]["quality"] for n in board if n not in good]
+    assert min(board[n]["quality"] for n in good) > 0.9 > 0.55 > max(others)
+    assert all(abs(q - 0.5) < 0.05 for q in others)  # ties with the baseline: about even
+    # Per topic, four distinct answers meet the baseline's: three judged in both orders, and the
+    # baseline's own answer (a mix aggregated by b) against itself, whose two orders are one request.
+    assert len(server.requests("judge")) == (3 * 2 + 1) * len(topics)

@@ -32,7 +32,7 @@ from ..errors import UsageError
 from ..prompts import estimate_tokens
 from ..service import TurnService
 from .answer_ledger import AnswerLedger, modelled_latency
-from .runner import Runner, System, _model_named
+from .runner import Runner, System, _model_named  # noqa: F401 (used by search_command)
 from .suites import Item
 
 EXIT_OVER_BUDGET = 6  # --max-cost: the estimate or the spend passed the budget
@@ -141,7 +141,7 @@ class Estimate:
     unpriced: tuple[str, ...]
 
 
-def estimate(configs: list[Configuration], items: list[Item], prices) -> Estimate:
+def estimate(configs: list[Configuration], items: list[Item], prices, judge: System | None = None) -> Estimate:
     """Calls and dollars before starting. Tokens are guessed: the instruction's length in, the
     model's max_tokens (or OUTPUT_TOKENS_GUESS) out; an aggregator also reads every answer."""
     from ..config.catalog import cost as call_cost
@@ -180,7 +180,17 @@ def estimate(configs: list[Configuration], items: list[Item], prices) -> Estimat
         else:
             aggregations += 1
             add(mix.aggregator, len(mix.layers[-1]))
-    return Estimate(len(configs), calls_alone, n * (len(shared_refs) + aggregations),
+    judge_calls = 0
+    if judge is not None:  # two orders per configuration and item, against the baseline
+        judge_calls = 2 * n * (len(configs) - 1)
+        for _ in range(2 * (len(configs) - 1)):
+            model = judge.settings.mix.aggregator
+            price = call_cost(model.label, Usage(int(prompt + 2 * OUTPUT_TOKENS_GUESS), 8), prices)
+            if price is None:
+                unpriced.add(model.label)
+            else:
+                dollars += price * n
+    return Estimate(len(configs), calls_alone + judge_calls, n * (len(shared_refs) + aggregations) + judge_calls,
                     None if unpriced else dollars, tuple(sorted(unpriced)))
 
 
@@ -195,10 +205,12 @@ class SearchRunner(Runner):
     """The bench runner with shared answers: every turn goes through the answer ledger."""
 
     def __init__(self, *args, answers: AnswerLedger, configs: list[Configuration], max_cost: float | None = None,
-                 **kwargs):
+                 verdicts=None, baseline: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.answers, self.max_cost = answers, max_cost
         self.configs = {c.name: c for c in configs}
+        # A judged search: every configuration against `baseline`, one record per (generator, item).
+        self.verdicts, self.baseline = verdicts, baseline
         self._graded: dict[tuple, tuple[str, asyncio.Future]] = {}  # (item, answer hash) -> its first grading
 
     async def run(self) -> None:
@@ -248,6 +260,31 @@ class SearchRunner(Runner):
         async with asyncio.TaskGroup() as group:
             for system in mixes:
                 group.create_task(self._answer(system, item, self._width(system, item)))
+        if self.judge is not None:
+            async with asyncio.TaskGroup() as group:
+                for system in self.systems:
+                    if system.name != self.baseline and (system.name, item.id) not in self.verdicts:
+                        group.create_task(self._judge_against_baseline(system, item))
+
+    async def _judge_against_baseline(self, system: System, item: Item) -> None:
+        """The configuration's answer against the baseline's, both orders (judge.py). The judge's
+        calls go through the ledger too: the same pair of answers is judged once."""
+        from . import judge as judging
+
+        records = self.files.predictions.records
+        mine, base = records.get((system.name, item.id)), records.get((self.baseline, item.id))
+        if mine is None or base is None:
+            return
+        result = judging.without_judge(mine["status"] == "ok", base["status"] == "ok")
+        verdicts = [None, None]
+        if result is None:
+            orders = [(mine["output"], base["output"]), (base["output"], mine["output"])]
+            outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b))
+                                              for a, b in orders))
+            verdicts = [judging.read_verdict(o.turn.final) if o.ok else None for o in outcomes]
+            result = judging.combine(*verdicts)
+        self.verdicts.add({"generator": system.name, "baseline": self.baseline, "item": item.id, "result": result,
+                           "first": verdicts[0], "second": verdicts[1]})
 
     def _width(self, system: System, item: Item) -> int:
         """Calls this configuration will have in flight at once, its shared answers aside: one
@@ -290,7 +327,28 @@ class SearchRunner(Runner):
 # ------------------------------------------------------------------------------ results
 
 
-def figures(configs: list[Configuration], items: list[str], files, graded: bool) -> list[dict]:
+def judged_quality(configs: list[Configuration], items: list[str], files, verdicts, baseline: str) -> dict:
+    """Per configuration: its raw and length-controlled win rates against the baseline, the LC
+    rate's CI, fitted jointly over every configuration (length_controlled.py)."""
+    from . import length_controlled
+
+    predictions = files.predictions.records
+    wanted = set(items)
+    rows = []
+    for record in verdicts.values():
+        points = length_controlled.POINTS.get(record.get("result"))
+        mine = predictions.get((record["generator"], record["item"]))
+        base = predictions.get((baseline, record["item"]))
+        if points is None or mine is None or base is None or record["item"] not in wanted:
+            continue
+        rows.append(length_controlled.Judged(record["generator"], record["item"], points, len(mine["output"]),
+                                             len(base["output"])))
+    fitted = length_controlled.with_ci(rows, samples=100) if rows else {}
+    fitted[baseline] = {"lc_win_rate": 0.5, "win_rate": 0.5, "lc_ci95": [0.5, 0.5]}  # itself, by definition
+    return fitted
+
+
+def figures(configs: list[Configuration], items: list[str], files, graded: bool, judged: dict | None = None) -> list[dict]:
     """Each configuration's own figures, as if it had run alone."""
     from . import stats
 
@@ -317,6 +375,11 @@ def figures(configs: list[Configuration], items: list[str], files, graded: bool)
             ci = bootstrap_ci(scores)
             row["ci95"] = [_round(x) for x in ci] if ci else None
             row["passed"] = int(sum(scores))
+        elif judged is not None and config.name in judged:
+            entry = judged[config.name]
+            row["quality"] = _round(entry["lc_win_rate"])
+            row["ci95"] = [_round(x) for x in entry["lc_ci95"]] if entry["lc_ci95"] else None
+            row["win_rate"] = _round(entry["win_rate"])
         rows.append(row)
     return rows
 
@@ -380,8 +443,10 @@ def recommend(board: list[dict], axis: str) -> dict | None:
 
 
 def build_report(suite: str, graded: bool, configs: list[Configuration], items: list[str], files,
-                 answers: AnswerLedger, plan_estimate: Estimate, stopped: str | None = None) -> dict:
-    rows = figures(configs, items, files, graded)
+                 answers: AnswerLedger, plan_estimate: Estimate, stopped: str | None = None,
+                 verdicts=None, baseline: str | None = None, judge: str | None = None) -> dict:
+    judged = judged_quality(configs, items, files, verdicts, baseline) if verdicts is not None else None
+    rows = figures(configs, items, files, graded, judged)
     axis = cost_axis(rows)
     fronts = {"cost": pareto_front(rows, axis), "latency": pareto_front(rows, "latency_mean")}
     for row in rows:
@@ -393,14 +458,16 @@ def build_report(suite: str, graded: bool, configs: list[Configuration], items: 
     needed = len(answers)  # distinct answers the search holds: what it had to ask, once each
     return {
         "suite": suite, "items": len(items), "configurations": len(configs),
-        "quality": "pass@1" if graded else None, "cost_axis": axis,
+        "quality": "pass@1" if graded else (f"length-controlled win rate against {baseline}" if judged else None),
+        "judge": judge, "baseline": baseline if judged is not None else None, "cost_axis": axis,
         "calls": {"made": needed, "without_sharing": plan_estimate.calls_alone,
                   "ratio": _round(needed / plan_estimate.calls_alone) if plan_estimate.calls_alone else None,
                   "asked_this_run": answers.asked, "replayed_this_run": answers.replayed},
         "spent_this_run": round(answers.spent, 6),
         "leaderboard": board, "recommendation": recommend(board, axis), "stopped": stopped,
-        "notes": [] if graded else ["No quality measure for an instruction set in a search yet: give a graded suite "
-                                    "(humaneval), or compare two mixes with a plain `moa bench --judge`."],
+        "notes": [] if graded else [f"Quality is AlpacaEval 2.0's length-controlled win rate against {baseline}, "
+                                    f"judged by {judge} in both orders (ties count half); the raw rate is in "
+                                    "search.json (win_rate)."],
     }
 
 

@@ -50,7 +50,7 @@ class SearchProgress:
 def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None, strategies: str | None,
         max_cost: float | None, save: str | None, pick: str | None, answers_file: str | None,
         concurrency: int | None, out: str | None, resume: bool, limit: int | None, sample: int | None,
-        seed: int | None, judge: str | None) -> int:
+        seed: int | None, judge: str | None, baselines: list[str] = ()) -> int:
     from rich.console import Console
     from rich.text import Text
 
@@ -58,7 +58,8 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     from .answer_ledger import SYNC_EVERY, AnswerLedger
     from .command import DEFAULT_CONCURRENCY, _run_loop
     from .predictions import RunFiles
-    from .runner import System, open_shared_pool
+    from .predictions import Ledger
+    from .runner import System, judge_system, open_shared_pool
     from .suites import load_suite, select
 
     for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
@@ -66,8 +67,6 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
             raise UsageError(f"{name}: expected a whole number of at least 1")
     if max_cost is not None and not max_cost >= 0:
         raise UsageError("--max-cost: expected a number of dollars of at least 0")
-    if judge:
-        raise UsageError("--judge: a search is graded by the suite's tests for now; use a graded suite (humaneval)")
     settings = load_settings(Overrides())
     for notice in settings.all_notices():
         warn(notice)
@@ -80,11 +79,21 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
         if name not in known:
             raise UsageError(f"--strategies: unknown strategy {name!r} (known: {', '.join(known)})")
     suite = load_suite(suite_name)
-    if not suite.graded:
-        raise UsageError(f"--search: the {suite.name} suite has no tests to grade a search by; use humaneval")
+    if suite.graded and judge:
+        raise UsageError(f"--judge: the {suite.name} suite is graded by its tests; a judge is for instruction sets")
+    if not suite.graded and not judge:
+        raise UsageError(f"--search: the {suite.name} suite has no tests; give --judge MODEL to compare the answers")
+    if len(baselines) > 1:
+        raise UsageError("--baseline: a search compares every configuration with one baseline")
     items = select(suite.items, limit=limit, sample=sample, seed=seed)
+    if baselines:  # the baseline joins the pool as a solo row (and may serve in mixes, as any pool model)
+        extra = searching._model_named(settings, baselines[0])
+        if extra.label not in {m.label for m in models}:
+            models = [*models, extra]
+    baseline = searching._model_named(settings, baselines[0]).label if baselines else models[0].label
     configs = searching.enumerate_configurations(models, sizes, round_counts, chosen)
-    plan_estimate = searching.estimate(configs, items, settings.prices)
+    judge_as = judge_system(settings, judge) if judge else None
+    plan_estimate = searching.estimate(configs, items, settings.prices, judge_as)
     console = Console(stderr=True, emoji=False, highlight=False)
     cost_text = (f"about ${plan_estimate.cost:.4f}" if plan_estimate.cost is not None
                  else f"cost unknown (no price for {', '.join(plan_estimate.unpriced)})")
@@ -99,14 +108,17 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     systems = [System(c.name, settings.with_mix(c.mix), role="solo" if c.solo else "search") for c in configs]
     directory = Path(out) if out else Path("moa-bench") / f"{suite.name}-search"
     plan = {"suite": suite_name, "search": [m.label for m in models], "proposers": sizes, "rounds": round_counts,
-            "strategies": chosen, "systems": [s.name for s in systems], "judge": None,
+            "strategies": chosen, "systems": [s.name for s in systems], "judge": judge_as.name if judge_as else None,
+            "baseline": baseline if judge_as else None,
             "items": [item.id for item in items]}
-    shared_pool = open_shared_pool(systems)
+    shared_pool = open_shared_pool(systems, [judge_as] if judge_as else [])
     try:
         files = RunFiles(directory).open(plan, resume)
     except BaseException:
         asyncio.run(shared_pool.aclose())
         raise
+    verdicts = Ledger(directory / "search_judgements.jsonl", lambda r: (r.get("generator"), r.get("item")),
+                      sync_every=SYNC_EVERY).load() if judge_as else None
     for ledger in (files.predictions, files.grades, files.judgements):
         ledger.sync_every = SYNC_EVERY  # thousands of records: fsync in batches (see Ledger)
     answers = AnswerLedger(Path(answers_file) if answers_file else directory / "answers.jsonl",
@@ -115,7 +127,8 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     bars = SearchProgress(console, total, len(files.predictions.records), answers)
     runner = searching.SearchRunner(suite, items, systems, files, shared_pool,
                                     concurrency=concurrency or DEFAULT_CONCURRENCY, progress=bars,
-                                    answers=answers, configs=configs, max_cost=max_cost)
+                                    answers=answers, configs=configs, max_cost=max_cost, judge=judge_as,
+                                    verdicts=verdicts, baseline=baseline)
     stopped = None
 
     async def main():
@@ -137,8 +150,10 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     finally:
         files.close()
         answers.close()
+        if verdicts is not None:
+            verdicts.close()
     report = searching.build_report(suite.name, suite.graded, configs, [item.id for item in items], files, answers,
-                                    plan_estimate, stopped)
+                                    plan_estimate, stopped, verdicts, baseline, judge_as.name if judge_as else None)
     written = write_files(report, directory)
     print_report(report, Console(emoji=False, highlight=False))
     if stopped:
