@@ -165,7 +165,7 @@ def bench(
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", help="--search: stop (exit 6) when the estimate or the spend passes this many dollars.")] = None,
     save: Annotated[Optional[str], typer.Option("--save", help="--search: write the chosen configuration into the config file as this named mix.")] = None,
     pick: Annotated[Optional[str], typer.Option("--pick", help="--search --save: best (default), cheapest (within the best one's CI) or a leaderboard rank.")] = None,
-    answers: Annotated[Optional[str], typer.Option("--answers", help="--search: the answer ledger file to read and extend (default: OUT/answers.jsonl).")] = None,
+    answers: Annotated[Optional[str], typer.Option("--answers", help="An answer ledger to read and extend: answers already in it are replayed, not asked (--search default: OUT/answers.jsonl).")] = None,
 ):
     """Is a mix worth its cost? Run a suite on the mix and on each of its models alone; report quality, latency and cost.
 
@@ -180,14 +180,14 @@ def bench(
             save=save, pick=pick, answers_file=answers, concurrency=concurrency, out=out, resume=resume,
             limit=limit, sample=sample, seed=seed, judge=judge, baselines=list(baseline or [])))
     search_only = [flag for flag, value in (("--proposers", proposers), ("--rounds", rounds), ("--strategies", strategies),
-                   ("--max-cost", max_cost), ("--save", save), ("--pick", pick), ("--answers", answers)) if value is not None]
+                   ("--max-cost", max_cost), ("--save", save), ("--pick", pick)) if value is not None]
     if search_only:
         from .errors import UsageError
 
         raise UsageError(f"{search_only[0]} is for --search")
     raise typer.Exit(command.run(suite, mix=mix, baselines=list(baseline or []), concurrency=concurrency, out=out,
                                  resume=resume, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge,
-                                 retry_failed=retry_failed))
+                                 retry_failed=retry_failed, answers_file=answers))
 
 
 from .manage_cli import config_app, history_app, keys_app  # noqa: E402 - after the shared option types

@@ -231,3 +231,40 @@ def test_judged_search_ranks_by_length_controlled_win_rate_and_judges_each_pair_
     # Per topic, four distinct answers meet the baseline's: three judged in both orders, and the
     # baseline's own answer (a mix aggregated by b) against itself, whose two orders are one request.
     assert len(server.requests("judge")) == (3 * 2 + 1) * len(topics)
+
+
+def test_a_plain_bench_run_replays_the_searchs_answers(moa, server, home, tmp_path):
+    script_pool(server)
+    ledger = tmp_path / "shared-answers.jsonl"
+    assert run_search(moa, tmp_path / "search", "--answers", str(ledger)).returncode == 0
+    before = len(server.requests())
+    (home / "config.toml").write_text(CONFIG + '\n[mixes.abc]\nlayers = [["openai:a", "openai:b"]]\n'
+                                      'aggregator = "openai:c"\n')
+    out = tmp_path / "plain"
+    result = moa("bench", "humaneval", "--mix", "abc", "--limit", "4", "--out", str(out), "--answers", str(ledger))
+    assert result.returncode == 0, result.stderr
+    assert len(server.requests()) == before  # the mix and both its models alone: all answered already
+    report = json.loads((out / "report.json").read_text())
+    assert {row["name"]: row["quality"] for row in report["systems"]} == {
+        "abc": 0.75, "openai:a": 0.5, "openai:b": 0.25}
+    assert all(row["latency_mean"] > 0 for row in report["systems"])  # recorded call times, not the replay's
+
+
+def test_rounds_and_strategies_share_every_later_round_with_the_same_inputs(moa, server, home, tmp_path):
+    # Default replies carry a per-call counter: no two calls answer alike by chance.
+    out = tmp_path / "search"
+    result = moa("bench", "humaneval", "--search", POOL, "--limit", "1", "--out", str(out), "--proposers", "2",
+                 "--rounds", "1,2", "--strategies", "synthesize,coding", timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "search.json").read_text())
+    names = [row["name"] for row in report["leaderboard"]]
+    assert report["configurations"] == 3 + 3 * 3 * 2 * 2
+    assert "openai:a,openai:b → openai:c ×2 [coding]" in names
+    # Round 1: one call per model. Round 2: one per model of each pair, whatever the aggregator,
+    # strategy or round count after it. Then one aggregation per configuration; but a round-2
+    # call IS the one-round synthesize aggregation by the same model over the same answers (the
+    # same request), so those six are asked once for both.
+    assert len(server.requests()) == 3 + 3 * 2 + 36 - 6 == report["calls"]["made"]
+    assert report["calls"]["without_sharing"] == 3 + 3 * 3 * 2 * (3 + 5)
+    coding = [r for r in server.requests() if "programmers" in json.dumps(r["body"]["messages"])]
+    assert len(coding) == 18  # the coding strategy's aggregator prompt, once per configuration that uses it

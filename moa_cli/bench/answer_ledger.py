@@ -197,3 +197,13 @@ def modelled_latency(turn, trace: list[Served]) -> float:
     if turn.aggregate is not None:
         total += duration(turn.aggregate)
     return total
+
+
+async def ledger_turn(answers: AnswerLedger, settings, shared: ProviderPool, question: str, history=()):
+    """One turn through the ledger, its latency modelled from the recorded call times."""
+    from ..service import TurnService
+
+    trace: list[Served] = []
+    outcome = await TurnService(settings, pool=answers.pool(shared, trace)).run(question, history=list(history))
+    outcome.turn.elapsed = modelled_latency(outcome.turn, trace)
+    return outcome

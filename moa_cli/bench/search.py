@@ -30,8 +30,7 @@ from ..config import Overrides, Settings
 from ..config.schema import Mix, ModelSettings
 from ..errors import UsageError
 from ..prompts import estimate_tokens
-from ..service import TurnService
-from .answer_ledger import AnswerLedger, modelled_latency
+from .answer_ledger import AnswerLedger, ledger_turn
 from .runner import Runner, System, _model_named  # noqa: F401 (used by search_command)
 from .suites import Item
 
@@ -314,12 +313,8 @@ class SearchRunner(Runner):
         try:
             if self.max_cost is not None and self.answers.spent > self.max_cost:
                 raise OverBudget()
-            trace = []
-            outcome = await TurnService(system.settings, pool=self.answers.pool(self.pool, trace)).run(
-                question, history=[])
             # The latency this mix would have had alone: replayed answers at their recorded time.
-            outcome.turn.elapsed = modelled_latency(outcome.turn, trace)
-            return outcome
+            return await ledger_turn(self.answers, system.settings, self.pool, question)
         finally:
             self.budget.release(weight)
 
