@@ -268,3 +268,18 @@ def test_rounds_and_strategies_share_every_later_round_with_the_same_inputs(moa,
     assert report["calls"]["without_sharing"] == 3 + 3 * 3 * 2 * (3 + 5)
     coding = [r for r in server.requests() if "programmers" in json.dumps(r["body"]["messages"])]
     assert len(coding) == 18  # the coding strategy's aggregator prompt, once per configuration that uses it
+
+
+def test_an_edited_answer_ledger_is_asked_again_not_trusted(moa, server, home, tmp_path):
+    script_pool(server)
+    ledger = tmp_path / "answers.jsonl"
+    assert run_search(moa, tmp_path / "one", "--answers", str(ledger)).returncode == 0
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    broken = [{**records[0], "usage": "lots"}, {**records[1], "output": 7}, *records[2:]]
+    ledger.write_text("".join(json.dumps(r) + "\n" for r in broken))
+    before = len(server.requests())
+    result = run_search(moa, tmp_path / "two", "--answers", str(ledger))
+    assert result.returncode == 0, result.stderr
+    assert len(server.requests()) - before == 2  # exactly the two broken answers
+    bad_name = run_search(moa, tmp_path / "two", "--resume", "--answers", str(ledger), "--save", "x]y")
+    assert bad_name.returncode == 2 and "Traceback" not in bad_name.stderr

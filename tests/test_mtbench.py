@@ -98,3 +98,14 @@ def test_mtbench_needs_a_judge(moa, server, moa_env, tmp_path):
     result = moa("bench", "mtbench", "--out", str(tmp_path / "x"))
     assert result.returncode == 2 and "--judge" in result.stderr
     assert server.requests() == []
+
+
+def test_a_broken_question_file_is_one_line(moa, server, moa_env, tmp_path):
+    for text in ('{"question_id": 1, "turns": "not a list"}\n', '{"question_id": 1, "turns": ["a"]}\n{"turns": [1]}\n',
+                 '{"question_id": 1, "turns": ["a"]}\n{"question_id": 1, "turns": ["b"]}\n'):
+        suite = tmp_path / "question.jsonl"
+        suite.write_text(text)
+        result = moa("bench", str(suite), "--judge", "openai:judge", "--out", str(tmp_path / "x"))
+        assert result.returncode == 2, (text, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert server.requests() == []

@@ -45,7 +45,11 @@ def request_key(provider: str, request: ChatRequest) -> str:
 
 
 def by_key(record: dict) -> tuple:
-    return (record.get("key"),)
+    """A record's ledger key; a malformed one (an edited file) gets a key of its own, so it never
+    hides the well-formed answer asked again after it."""
+    if isinstance(record.get("key"), str) and _well_formed(record):
+        return (record["key"],)
+    return ("malformed", id(record))
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Served:
     text: str
     duration: float
     replayed: bool
+    key: str = ""
 
 
 @dataclass
@@ -77,10 +82,13 @@ class AnswerLedger:
         return self
 
     def __len__(self) -> int:
-        return len(self.ledger.records)
+        return sum(1 for key in self.ledger.records if key[0] != "malformed")
 
     def get(self, key: str) -> dict | None:
-        return self.ledger.records.get((key,))
+        """The saved answer to this request, if there is a well-formed one (a ledger file given
+        with --answers may have been edited: a record of the wrong shape is asked again)."""
+        record = self.ledger.records.get((key,))
+        return record if record is not None and _well_formed(record) else None
 
     def pool(self, shared: ProviderPool, trace: list[Served] | None = None) -> "MemoPool":
         """A pool for one turn: the shared providers behind this ledger, noting what it served."""
@@ -88,6 +96,17 @@ class AnswerLedger:
 
     def close(self) -> None:
         self.ledger.close()
+
+
+def _well_formed(record: dict) -> bool:
+    usage = record.get("usage")
+    duration = record.get("duration")
+    return (isinstance(record.get("output"), str) and bool(record["output"].strip())
+            and isinstance(duration, (int, float)) and not isinstance(duration, bool) and 0 <= duration < 1e6
+            and isinstance(usage, dict)
+            and all(isinstance(usage.get(k), int) and not isinstance(usage.get(k), bool) and 0 <= usage[k] < 1e12
+                    for k in ("prompt_tokens", "completion_tokens"))
+            and (record.get("finish_reason") is None or isinstance(record["finish_reason"], str)))
 
 
 class MemoPool(ProviderPool):
@@ -124,7 +143,7 @@ class MemoProvider:
                 break  # it failed; this turn asks for itself
         if record is not None:
             answers.replayed += 1
-            self.trace.append(Served(label, record["output"], record["duration"], True))
+            self.trace.append(Served(label, record["output"], record["duration"], True, key))
             usage = record["usage"]
             yield Chunk(text=record["output"])
             yield Chunk(usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]),
@@ -165,7 +184,7 @@ class MemoProvider:
                                               "completion_tokens": usage.completion_tokens if usage else 0},
                                     "duration": round(duration, 6),
                                     "first_token": None if first is None else round(first, 6)})
-                self.trace.append(Served(label, output, duration, False))
+                self.trace.append(Served(label, output, duration, False, key))
         finally:
             answers._inflight.pop(key, None)
             done.set_result(None)
@@ -199,11 +218,13 @@ def modelled_latency(turn, trace: list[Served]) -> float:
     return total
 
 
-async def ledger_turn(answers: AnswerLedger, settings, shared: ProviderPool, question: str, history=()):
-    """One turn through the ledger, its latency modelled from the recorded call times."""
+async def ledger_turn(answers: AnswerLedger, settings, shared: ProviderPool, question: str, history=(),
+                      trace: list[Served] | None = None):
+    """One turn through the ledger, its latency modelled from the recorded call times; what it
+    was served is appended to `trace` when one is given."""
     from ..service import TurnService
 
-    trace: list[Served] = []
+    trace = [] if trace is None else trace
     outcome = await TurnService(settings, pool=answers.pool(shared, trace)).run(question, history=list(history))
     outcome.turn.elapsed = modelled_latency(outcome.turn, trace)
     return outcome

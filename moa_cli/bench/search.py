@@ -275,15 +275,16 @@ class SearchRunner(Runner):
         if mine is None or base is None:
             return
         result = judging.without_judge(mine["status"] == "ok", base["status"] == "ok")
-        verdicts = [None, None]
+        verdicts, served = [None, None], []
         if result is None:
             orders = [(mine["output"], base["output"]), (base["output"], mine["output"])]
-            outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b))
-                                              for a, b in orders))
+            outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b),
+                                                         1, served) for a, b in orders))
             verdicts = [judging.read_verdict(o.turn.final) if o.ok else None for o in outcomes]
             result = judging.combine(*verdicts)
         self.verdicts.add({"generator": system.name, "baseline": self.baseline, "item": item.id, "result": result,
-                           "first": verdicts[0], "second": verdicts[1]})
+                           "first": verdicts[0], "second": verdicts[1],
+                           "answers": sorted({s.key for s in served})})
 
     def _width(self, system: System, item: Item) -> int:
         """Calls this configuration will have in flight at once, its shared answers aside: one
@@ -299,14 +300,16 @@ class SearchRunner(Runner):
     async def _answer(self, system: System, item: Item, width: int = 1) -> None:
         from .runner import prediction_record
 
-        outcome = await self._turn(system, item.instruction, width)
+        served = []
+        outcome = await self._turn(system, item.instruction, width, served)
         record = prediction_record(self.suite, system, item, outcome)
         record["calls"] = self.configs[system.name].calls_alone
+        record["answers"] = sorted({s.key for s in served})  # the ledger entries this turn used
         self.files.predictions.add(record)
         self.progress.answered(system.name, record)
         self._grade_later(record)
 
-    async def _turn(self, system: System, question: str, width: int = 1):
+    async def _turn(self, system: System, question: str, width: int = 1, served: list | None = None):
         if self.max_cost is not None and self.answers.spent > self.max_cost:
             raise OverBudget()
         weight = await self.budget(width)
@@ -314,7 +317,7 @@ class SearchRunner(Runner):
             if self.max_cost is not None and self.answers.spent > self.max_cost:
                 raise OverBudget()
             # The latency this mix would have had alone: replayed answers at their recorded time.
-            return await ledger_turn(self.answers, system.settings, self.pool, question)
+            return await ledger_turn(self.answers, system.settings, self.pool, question, trace=served)
         finally:
             self.budget.release(weight)
 
@@ -450,7 +453,13 @@ def build_report(suite: str, graded: bool, configs: list[Configuration], items: 
     board = leaderboard(rows, axis)
     for rank, row in enumerate(board, 1):
         row["rank"] = rank
-    needed = len(answers)  # distinct answers the search holds: what it had to ask, once each
+    # The distinct answers this search's turns used: what it had to ask, once each (a shared
+    # --answers file may hold others).
+    wanted = set(items)
+    used = {key for r in files.predictions.values() if r.get("item") in wanted for key in r.get("answers", ())}
+    if verdicts is not None:
+        used |= {key for r in verdicts.values() if r.get("item") in wanted for key in r.get("answers", ())}
+    needed = len(used)
     return {
         "suite": suite, "items": len(items), "configurations": len(configs),
         "quality": "pass@1" if graded else (f"length-controlled win rate against {baseline}" if judged else None),
@@ -482,8 +491,10 @@ def save_mix(settings: Settings, config: Configuration, name: str, source: str) 
     from ..config.toml_write import mix_to_toml
     from ..files import read_small_file, write_atomic
 
-    if not name.strip() or any(ch in name for ch in "\n\r\"'[]."):
-        raise UsageError("--save: expected a mix name (letters, digits, - and _)")
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        raise UsageError("--save: expected a mix name of letters, digits, - and _ (at most 64)")
     path = settings.config_path or paths.config_file()
     text = read_small_file(path, "config file").decode("utf-8") if path.exists() else ""
     try:
