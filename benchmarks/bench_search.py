@@ -4,7 +4,7 @@ Setup: the fake server in its own process answers every call at once (no delay) 
 model-specific reply; the pool is m1..m4; every proposer set of 2-4 models with every model as
 aggregator, one round: 4 solo rows + 44 mixes = 48 configurations on the 164 HumanEval items.
 The real `moa bench` command runs the search (answers through the answer ledger, every final
-answer graded in the bubblewrap sandbox, each distinct answer once).
+answer graded in bench's test sandbox, each distinct answer once).
 
 Reported: the configurations run; calls made / calls if every configuration ran alone (goal
 <= 0.35); wall time of the whole command; items x configurations per second.
@@ -14,6 +14,7 @@ Reported: the configurations run; calls made / calls if every configuration ran 
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import tempfile
 from pathlib import Path
@@ -65,8 +66,9 @@ def main() -> None:
         f"Setup: 4 instant fake models (fixed replies, no delay; fake server in its own process), "
         f"`moa bench humaneval --search m1,m2,m3,m4 --proposers 2-4 --concurrency {args.concurrency}`: every "
         "proposer set of 2-4 models, any model as aggregator, one round, on all 164 HumanEval items; every final "
-        "answer graded in the bubblewrap sandbox (each distinct answer once). One run, on a machine shared with "
-        f"other developers' work, so wall times are noisy. {machine()}.\n\n"
+        "answer graded in bench's test sandbox (each distinct answer once). One run, on 2 cores shared with "
+        f"other developers' work (load average {os.getloadavg()[0]:.0f} at the end), so wall times are noisy. "
+        f"{machine()}.\n\n"
         + table(["measure", "value", "goal", ""], rows) + "\n"
     )
     update_section("bench_search", body)

@@ -283,3 +283,19 @@ def test_an_edited_answer_ledger_is_asked_again_not_trusted(moa, server, home, t
     assert len(server.requests()) - before == 2  # exactly the two broken answers
     bad_name = run_search(moa, tmp_path / "two", "--resume", "--answers", str(ledger), "--save", "x]y")
     assert bad_name.returncode == 2 and "Traceback" not in bad_name.stderr
+
+
+def test_the_same_request_twice_in_one_turn_is_two_samples(moa, server, home, tmp_path):
+    # Self-MoA: one model sampled twice. Default replies carry a per-call counter.
+    (home / "config.toml").write_text(CONFIG + '\n[mixes.self]\nlayers = [["openai:a", "openai:a"]]\n'
+                                      'aggregator = "openai:c"\n')
+    out = tmp_path / "plain"
+    result = moa("bench", "humaneval", "--mix", "self", "--limit", "2", "--out", str(out),
+                 "--answers", str(tmp_path / "answers.jsonl"))
+    assert result.returncode == 0, result.stderr
+    # Per item: two samples of a (its solo row is the first one again), one aggregation.
+    assert len(server.requests("a")) == 2 * 2 and len(server.requests("c")) == 2
+    for request in server.requests("c"):
+        system = request["body"]["messages"][0]["content"]
+        first, second = system.split("1. ")[1].split("\n\n2. ")
+        assert first.strip() != second.strip()

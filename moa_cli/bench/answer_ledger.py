@@ -113,7 +113,10 @@ class MemoPool(ProviderPool):
     """The shared pool seen through the ledger. It owns nothing: closing it closes nothing."""
 
     def __init__(self, shared: ProviderPool, answers: AnswerLedger, trace: list[Served]):
-        super().__init__(lambda name: MemoProvider(name, shared.get(name), answers, trace))
+        # The same request twice in one turn (Self-MoA: one model sampled several times) is two
+        # samples, not one answer: the n-th copy in a turn is the request's n-th sample.
+        samples: dict[str, set[int]] = {}
+        super().__init__(lambda name: MemoProvider(name, shared.get(name), answers, trace, samples))
         self.shared = shared
 
     def limit(self, name: str):
@@ -127,12 +130,27 @@ class MemoPool(ProviderPool):
 
 
 class MemoProvider:
-    def __init__(self, name: str, inner, answers: AnswerLedger, trace: list[Served]):
-        self.name, self.inner, self.answers, self.trace = name, inner, answers, trace
+    def __init__(self, name: str, inner, answers: AnswerLedger, trace: list[Served], samples: dict):
+        self.name, self.inner, self.answers, self.trace, self.samples = name, inner, answers, trace, samples
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        base = request_key(self.name, request)
+        taken = self.samples.setdefault(base, set())
+        sample = next(n for n in range(1, len(taken) + 2) if n not in taken)
+        taken.add(sample)
+        kept = False
+        inner = self._stream(request, base if sample == 1 else f"{base}#{sample}")
+        try:
+            async for chunk in inner:
+                yield chunk
+            kept = True
+        finally:
+            await inner.aclose()
+            if not kept:
+                taken.discard(sample)  # a failed try (a retry follows) does not use up a sample
+
+    async def _stream(self, request: ChatRequest, key: str) -> AsyncIterator[Chunk]:
         answers = self.answers
-        key = request_key(self.name, request)
         label = f"{self.name}:{request.model}"
         record = answers.get(key)
         while record is None and key in answers._inflight:

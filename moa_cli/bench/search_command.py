@@ -200,7 +200,10 @@ def table_rows(report: dict) -> list[list[str]]:
     for r in report["leaderboard"]:
         ci = f"{r['ci95'][0] * 100:.0f}–{r['ci95'][1] * 100:.0f}%" if r["ci95"] else "—"
         marks = ("C" if r["pareto_cost"] else "") + ("L" if r["pareto_latency"] else "")
-        rows.append([str(r["rank"]), r["name"], _fmt(r["quality"], "pct"), ci,
+        quality = _fmt(r["quality"], "pct")
+        if r.get("win_rate") is not None:  # a judged search: the LC rate, then the raw one
+            quality += f" (raw {_fmt(r['win_rate'], 'pct')})"
+        rows.append([str(r["rank"]), r["name"], quality, ci,
                      f"{_fmt(r['latency_mean'], 's')}/{_fmt(r['latency_p95'], 's')}", _fmt(r["tokens_per_item"], "n"),
                      _fmt(r[axis], "$") if axis == "cost_per_item" else _fmt(r["cost_per_item"], "$"),
                      str(r["errors"]), marks or "·"])
