@@ -334,7 +334,7 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     from rich.console import Console
 
     from ..config import Overrides, load_settings
-    from .command import DEFAULT_CONCURRENCY, _run_loop
+    from .command import DEFAULT_CONCURRENCY, _all_local, _run_loop
     from .predictions import RunFiles
     from .runner import judge_system, open_shared_pool, systems_for
 
@@ -372,7 +372,8 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
                    console=console)
     task = bar.add_task("", total=len(questions) * len(systems))
     runner = MTBenchRunner(questions, systems, judge_as, pool, directory,
-                           concurrency=concurrency or DEFAULT_CONCURRENCY, progress=lambda: bar.advance(task))
+                           concurrency=concurrency or (1 if _all_local(settings, [*systems, judge_as]) else DEFAULT_CONCURRENCY),
+                           progress=lambda: bar.advance(task))
 
     async def main():
         try:

@@ -56,7 +56,7 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
 
     from ..config import Overrides, load_settings
     from .answer_ledger import SYNC_EVERY, AnswerLedger
-    from .command import DEFAULT_CONCURRENCY, _run_loop
+    from .command import DEFAULT_CONCURRENCY, _all_local, _run_loop
     from .predictions import RunFiles
     from .predictions import Ledger
     from .runner import System, judge_system, open_shared_pool
@@ -68,7 +68,7 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     if max_cost is not None and not max_cost >= 0:
         raise UsageError("--max-cost: expected a number of dollars of at least 0")
     settings = load_settings(Overrides())
-    for notice in settings.all_notices():
+    for notice in settings.notices:  # not the default mix's stand-in: a search runs its own pool
         warn(notice)
     models = searching.resolve_pool(settings, pool)
     sizes = searching.parse_sizes(proposers, "--proposers", 1, len(models), list(range(2, len(models) + 1)))
@@ -126,7 +126,8 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     total = len(items) * len(systems)
     bars = SearchProgress(console, total, len(files.predictions.records), answers)
     runner = searching.SearchRunner(suite, items, systems, files, shared_pool,
-                                    concurrency=concurrency or DEFAULT_CONCURRENCY, progress=bars,
+                                    concurrency=concurrency or (1 if _all_local(settings, systems) else DEFAULT_CONCURRENCY),
+                                    progress=bars,
                                     answers=answers, configs=configs, max_cost=max_cost, judge=judge_as,
                                     verdicts=verdicts, baseline=baseline)
     stopped = None
@@ -232,21 +233,30 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def print_report(report: dict, console) -> None:
+    """The leaderboard's top (and every row on a front), narrow enough for 80 columns; outside
+    text (model names) as rich Text, never markup."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=Text(f"moa bench {one_line_safe(report['suite'])} --search · {report['items']} items · "
-                             f"{report['configurations']} configurations"))
-    short = {"latency mean/p95": "latency", "tokens/item": "tokens", "cost/item": "cost", "errors": "err"}
-    for header in HEADERS:
-        table.add_column(short.get(header, header), overflow="fold", min_width=18 if header == "configuration" else None,
+                             f"{report['configurations']} configurations"), box=box.SIMPLE_HEAD, padding=(0, 1))
+    errors = any(r["errors"] for r in report["leaderboard"])
+    headers = ["#", "configuration", "quality (CI)", "latency", "tokens", "cost", *(["err"] if errors else []), "front"]
+    for header in headers:
+        table.add_column(header, overflow="fold", min_width=12 if header == "configuration" else None,
                          ratio=1 if header == "configuration" else None,
                          justify="left" if header == "configuration" else "right",
                          no_wrap=header != "configuration")
     shown = 0
     for row, cells in zip(report["leaderboard"], table_rows(report)):
         if row["rank"] <= TERMINAL_ROWS or row["pareto_cost"] or row["pareto_latency"]:
-            table.add_row(*(Text(one_line_safe(cell)) for cell in cells))
+            rank, name, quality, ci, latency, tokens, cost, errs, front = cells
+            if row["quality"] is not None:  # whole percents: the CI is wider than a decimal anyway
+                quality = f"{row['quality'] * 100:.0f}%" + (f" {ci.rstrip('%')}" if ci != "—" else "")
+            latency = latency.replace("s/", "/")
+            table.add_row(*(Text(one_line_safe(cell)) for cell in (
+                rank, name, quality, latency, tokens, cost, *([errs] if errors else []), front)))
             shown += 1
     console.print(table)
     if shown < len(report["leaderboard"]):
