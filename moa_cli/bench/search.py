@@ -39,16 +39,10 @@ OUTPUT_TOKENS_GUESS = 400  # per answer, for the estimate, when a model has no m
 
 
 def strategy_names() -> list[str]:
-    """The aggregation strategies a search may try. One seam: when the strategy registry
-    (moa_cli/strategies/) lands, this reads it instead."""
-    try:
-        from .. import strategies  # type: ignore[attr-defined]
+    """The aggregation strategies a search may try: the strategy registry's (moa_cli/strategies/)."""
+    from .. import strategies
 
-        return sorted(strategies.names())
-    except (ImportError, AttributeError):
-        from ..prompts import STRATEGIES
-
-        return sorted(STRATEGIES)
+    return list(strategies.names())
 
 
 # ------------------------------------------------------------------------- what to run
