@@ -34,6 +34,9 @@ from .answer_ledger import AnswerLedger, ledger_turn
 from .runner import Runner, System, _model_named  # noqa: F401 (used by search_command)
 from .suites import Item
 
+# Strategies whose one-round turn is the references' answers then one aggregation; others (peer
+# review, self-moa) may plan more calls per turn, so they are budgeted at their full width.
+AGGREGATE_ONLY = frozenset({"synthesize", "rank", "coding"})
 EXIT_OVER_BUDGET = 6  # --max-cost: the estimate or the spend passed the budget
 OUTPUT_TOKENS_GUESS = 400  # per answer, for the estimate, when a model has no max_tokens
 
@@ -269,8 +272,9 @@ class SearchRunner(Runner):
         if mine is None or base is None:
             return
         result = judging.without_judge(mine["status"] == "ok", base["status"] == "ok")
-        verdicts, served = [None, None], []
+        verdicts, served, judge_calls = [None, None], [], 0
         if result is None:
+            judge_calls = 2
             orders = [(mine["output"], base["output"]), (base["output"], mine["output"])]
             outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b),
                                                          1, served) for a, b in orders))
@@ -278,14 +282,14 @@ class SearchRunner(Runner):
             result = judging.combine(*verdicts)
         self.verdicts.add({"generator": system.name, "baseline": self.baseline, "item": item.id, "result": result,
                            "first": verdicts[0], "second": verdicts[1],
-                           "answers": sorted({s.key for s in served})})
+                           "answers": sorted({s.key for s in served}), "calls": judge_calls})
 
     def _width(self, system: System, item: Item) -> int:
         """Calls this configuration will have in flight at once, its shared answers aside: one
         aggregation, plus any round-1 answer the solo rows could not supply; a later round's
         calls are its own until another configuration has made them."""
         mix = system.settings.mix
-        if len(mix.layers) > 1:
+        if len(mix.layers) > 1 or mix.strategy not in AGGREGATE_ONLY:
             return system.width
         records = self.files.predictions.records
         missing = sum(1 for m in mix.layers[0] if records.get((m.label, item.id), {}).get("status") != "ok")
@@ -297,7 +301,7 @@ class SearchRunner(Runner):
         served = []
         outcome = await self._turn(system, item.instruction, width, served)
         record = prediction_record(self.suite, system, item, outcome)
-        record["calls"] = self.configs[system.name].calls_alone
+        record["calls"] = len(outcome.turn.calls())  # what this configuration alone would have asked
         record["answers"] = sorted({s.key for s in served})  # the ledger entries this turn used
         self.files.predictions.add(record)
         self.progress.answered(system.name, record)
@@ -454,12 +458,18 @@ def build_report(suite: str, graded: bool, configs: list[Configuration], items: 
     if verdicts is not None:
         used |= {key for r in verdicts.values() if r.get("item") in wanted for key in r.get("answers", ())}
     needed = len(used)
+    # Calls without sharing: every turn's own calls (whatever its strategy planned), and two
+    # judge calls per judged pair.
+    names = {c.name for c in configs}
+    alone = sum(r.get("calls", 0) for r in files.predictions.values()
+                if r.get("item") in wanted and r.get("generator") in names)
+    if verdicts is not None:
+        alone += sum(r.get("calls", 0) for r in verdicts.values() if r.get("item") in wanted)
     return {
         "suite": suite, "items": len(items), "configurations": len(configs),
         "quality": "pass@1" if graded else (f"length-controlled win rate against {baseline}" if judged else None),
         "judge": judge, "baseline": baseline if judged is not None else None, "cost_axis": axis,
-        "calls": {"made": needed, "without_sharing": plan_estimate.calls_alone,
-                  "ratio": _round(needed / plan_estimate.calls_alone) if plan_estimate.calls_alone else None,
+        "calls": {"made": needed, "without_sharing": alone, "ratio": _round(needed / alone) if alone else None,
                   "asked_this_run": answers.asked, "replayed_this_run": answers.replayed},
         "spent_this_run": round(answers.spent, 6),
         "leaderboard": board, "recommendation": recommend(board, axis), "stopped": stopped,
