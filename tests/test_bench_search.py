@@ -211,8 +211,8 @@ def test_judged_search_ranks_by_length_controlled_win_rate_and_judges_each_pair_
     server.script("b", replies={t: f"plain answer from b on {t}" for t in topics})
     server.script("c", replies={t: f"plain answer from c on {t}" for t in topics},
                   system_replies={"GOOD": "GOOD answer from c, improved"})
-    # The judge prefers a GOOD answer in either position; otherwise it names neither (a tie).
-    server.script("judge", replies={"[Answer A]\nGOOD": "[[A]]", "[Answer B]\nGOOD": "[[B]]"})
+    # The judge prefers a GOOD answer in either position; otherwise it calls a tie.
+    server.script("judge", reply="[[C]]", replies={"[Answer A]\nGOOD": "[[A]]", "[Answer B]\nGOOD": "[[B]]"})
     out = tmp_path / "search"
     result = moa("bench", str(suite), "--search", "openai:b,openai:a,openai:c", "--judge", "openai:judge",
                  "--out", str(out), timeout=120)
