@@ -193,10 +193,6 @@ def estimate(configs: list[Configuration], items: list[Item], prices, judge: Sys
 # ------------------------------------------------------------------------------ running
 
 
-class OverBudget(Exception):
-    """--max-cost: the money spent passed the budget; the run stops, keeping what it has."""
-
-
 class SearchRunner(Runner):
     """The bench runner with shared answers: every turn goes through the answer ledger."""
 
@@ -208,6 +204,9 @@ class SearchRunner(Runner):
         # A judged search: every configuration against `baseline`, one record per (generator, item).
         self.verdicts, self.baseline = verdicts, baseline
         self._graded: dict[tuple, tuple[str, asyncio.Future]] = {}  # (item, answer hash) -> its first grading
+        # --max-cost: once the money spent passes the budget no new turn starts; the turns and
+        # gradings under way finish (nothing is cancelled), so the stop is clean and resumable.
+        self.over_budget = False
 
     async def run(self) -> None:
         import hashlib
@@ -237,14 +236,19 @@ class SearchRunner(Runner):
 
         key = (record["item"], hashlib.sha256(record["output"].encode("utf-8", "surrogatepass")).hexdigest())
         first = self._graded.get(key)
-        if first is None:
-            first = self._graded[key] = (record["generator"], asyncio.ensure_future(super()._grade(record)))
-        generator, task = first
-        await asyncio.shield(task)
-        if generator != record["generator"]:
-            result = self.files.grades.records.get((generator, record["item"]))
-            if result is not None:
-                self.files.grades.add({**result, "generator": record["generator"], "shared_with": generator})
+        if first is None:  # the first of its kind: graded here, in this task (never an orphan task)
+            done = asyncio.get_running_loop().create_future()
+            self._graded[key] = (record["generator"], done)
+            try:
+                await super()._grade(record)
+            finally:
+                done.set_result(None)
+            return
+        generator, done = first
+        await done
+        result = self.files.grades.records.get((generator, record["item"]))
+        if result is not None:  # else the first grading was stopped: graded on --resume
+            self.files.grades.add({**result, "generator": record["generator"], "shared_with": generator})
 
     async def _item(self, item: Item) -> None:
         done = self.files.predictions
@@ -278,6 +282,8 @@ class SearchRunner(Runner):
             orders = [(mine["output"], base["output"]), (base["output"], mine["output"])]
             outcomes = await asyncio.gather(*(self._turn(self.judge, judging.judge_question(item.instruction, a, b),
                                                          1, served) for a, b in orders))
+            if any(o is None for o in outcomes):
+                return  # over the budget: judged on --resume
             verdicts = [judging.read_verdict(o.turn.final) if o.ok else None for o in outcomes]
             result = judging.combine(*verdicts)
         self.verdicts.add({"generator": system.name, "baseline": self.baseline, "item": item.id, "result": result,
@@ -300,6 +306,8 @@ class SearchRunner(Runner):
 
         served = []
         outcome = await self._turn(system, item.instruction, width, served)
+        if outcome is None:
+            return  # over the budget: not started
         record = prediction_record(self.suite, system, item, outcome)
         record["calls"] = len(outcome.turn.calls())  # what this configuration alone would have asked
         record["answers"] = sorted({s.key for s in served})  # the ledger entries this turn used
@@ -307,13 +315,20 @@ class SearchRunner(Runner):
         self.progress.answered(system.name, record)
         self._grade_later(record)
 
-    async def _turn(self, system: System, question: str, width: int = 1, served: list | None = None):
+    def _spent_all(self) -> bool:
         if self.max_cost is not None and self.answers.spent > self.max_cost:
-            raise OverBudget()
+            self.over_budget = True
+        return self.over_budget
+
+    async def _turn(self, system: System, question: str, width: int = 1, served: list | None = None):
+        """One turn through the ledger once its calls fit in the budget; None when the money
+        spent has passed --max-cost (then nothing is asked)."""
+        if self._spent_all():
+            return None
         weight = await self.budget(width)
         try:
-            if self.max_cost is not None and self.answers.spent > self.max_cost:
-                raise OverBudget()
+            if self._spent_all():
+                return None
             # The latency this mix would have had alone: replayed answers at their recorded time.
             return await ledger_turn(self.answers, system.settings, self.pool, question, trace=served)
         finally:

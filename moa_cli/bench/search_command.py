@@ -140,10 +140,9 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
 
     try:
         with bars:
-            try:
-                _run_loop(main)
-            except* searching.OverBudget:
-                stopped = f"--max-cost: spent ${answers.spent:.4f}, over the ${max_cost:.4f} budget"
+            _run_loop(main)
+        if runner.over_budget:
+            stopped = f"--max-cost: spent ${answers.spent:.4f}, over the ${max_cost:.4f} budget"
     except KeyboardInterrupt:
         print_error(f"interrupted: {len(files.predictions.records)} results and {len(answers)} answers are saved "
                     f"in {directory}; continue with --resume")
