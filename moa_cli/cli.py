@@ -178,7 +178,7 @@ def bench(
         raise typer.Exit(search_command.run(
             suite, pool=search, proposers=proposers, rounds=rounds, strategies=strategies, max_cost=max_cost,
             save=save, pick=pick, answers_file=answers, concurrency=concurrency, out=out, resume=resume,
-            limit=limit, sample=sample, seed=seed, judge=judge, baselines=list(baseline or [])))
+            limit=limit, sample=sample, sample_seed=sample_seed, judge=judge, baselines=list(baseline or [])))
     search_only = [flag for flag, value in (("--proposers", proposers), ("--rounds", rounds), ("--strategies", strategies),
                    ("--max-cost", max_cost), ("--save", save), ("--pick", pick)) if value is not None]
     if search_only:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator
 
-from ..engine import ProviderPool
+from ..providers.pool import ProviderPool
 from ..providers.base import ChatRequest, Chunk, Usage
 from .predictions import Ledger
 
@@ -189,7 +189,7 @@ class MemoProvider:
             duration = time.monotonic() - started
             output = "".join(text)
             if usage is not None:
-                from ..config.catalog import cost
+                from ..config.model_facts import cost
 
                 dollars = cost(label, usage, answers.prices)
                 if dollars is None:

@@ -91,7 +91,7 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
 
     if mtbench.is_mtbench(suite_name):  # multi-turn, rated 1-10: its own runner and report
         return mtbench.run(suite_name, mix=mix, baselines=baselines, concurrency=concurrency, out=out, resume=resume,
-                           limit=limit, sample=sample, seed=seed, judge=judge)
+                           limit=limit, sample=sample, sample_seed=sample_seed, judge=judge)
     for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
         if value is not None and value < 1:
             raise UsageError(f"{name}: expected a whole number of at least 1")

@@ -185,7 +185,7 @@ class MTBenchRunner:
     async def _converse(self, system, question: Question) -> dict:
         """The whole conversation, turn after turn: each turn is sent after the previous final
         answer. A failed turn ends it; the turns after it have no answer."""
-        from ..config.catalog import turn_cost
+        from ..config.model_facts import turn_cost
         from ..secrets import redact
         from ..service import TurnService
 
@@ -330,10 +330,10 @@ def markdown(report: dict) -> str:
 
 
 def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int | None, out: str | None,
-        resume: bool, limit: int | None, sample: int | None, seed: int | None, judge: str | None) -> int:
+        resume: bool, limit: int | None, sample: int | None, sample_seed: int | None, judge: str | None) -> int:
     from rich.console import Console
 
-    from ..config import Overrides, load_settings
+    from ..config import Overrides, load_source
     from .command import DEFAULT_CONCURRENCY, _all_local, _run_loop
     from .predictions import RunFiles
     from .runner import judge_system, open_shared_pool, systems_for
@@ -343,19 +343,20 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
         if value is not None and value < 1:
             raise UsageError(f"{name}: expected a whole number of at least 1")
-    settings = load_settings(Overrides(mix=mix))
+    source = load_source()
+    settings = source.settings(Overrides(mix=mix))
     for notice in settings.all_notices():
         warn(notice)
     suite, questions = load_questions(suite_name)
     if sample is not None and sample < len(questions):
         import random
 
-        chosen = set(random.Random(seed).sample(range(len(questions)), sample))
+        chosen = set(random.Random(sample_seed).sample(range(len(questions)), sample))
         questions = [q for i, q in enumerate(questions) if i in chosen]
     if limit is not None:
         questions = questions[:limit]
-    systems = systems_for(settings, baselines)
-    judge_as = judge_system(settings, judge)
+    systems = systems_for(source, settings, baselines)
+    judge_as = judge_system(source, settings, judge)
     directory = Path(out) if out else Path("moa-bench") / f"{suite}-{settings.mix.name}"
     plan = {"suite": suite_name, "kind": "mtbench", "mix": settings.mix.name, "systems": [s.name for s in systems],
             "judge": judge_as.name, "items": [q.id for q in questions]}

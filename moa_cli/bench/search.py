@@ -92,14 +92,14 @@ def parse_sizes(text: str | None, flag: str, lowest: int, highest: int, default:
     return sorted(set(values))
 
 
-def resolve_pool(settings: Settings, pool: str) -> list[ModelSettings]:
+def resolve_pool(source, settings: Settings, pool: str) -> list[ModelSettings]:
     """POOL: a mix name (its distinct models, with their settings in that mix) or a comma list
     of PROVIDER:MODEL specs (with the config's defaults and per-model settings)."""
-    if pool in settings.mix_names():
-        models = settings.with_overrides(Overrides(mix=pool)).mix.models()
+    if pool in source.mix_names():
+        models = source.settings(Overrides(mix=pool)).mix.models()
     else:
         specs = [part.strip() for part in pool.split(",") if part.strip()]
-        models = [_model_named(settings, spec) for spec in specs]
+        models = [_model_named(source, settings, spec) for spec in specs]
     chosen: dict[str, ModelSettings] = {}
     for model in models:
         chosen.setdefault(model.label, model)
@@ -140,7 +140,7 @@ class Estimate:
 def estimate(configs: list[Configuration], items: list[Item], prices, judge: System | None = None) -> Estimate:
     """Calls and dollars before starting. Tokens are guessed: the instruction's length in, the
     model's max_tokens (or OUTPUT_TOKENS_GUESS) out; an aggregator also reads every answer."""
-    from ..config.catalog import cost as call_cost
+    from ..config.model_facts import cost as call_cost
     from ..providers.base import Usage
 
     n = len(items)
@@ -501,7 +501,7 @@ def _round(value, digits: int = 4):
 # ------------------------------------------------------------------------------ saving
 
 
-def save_mix(settings: Settings, config: Configuration, name: str, source: str) -> Path:
+def save_mix(config_path: Path | None, config: Configuration, name: str, source: str) -> Path:
     """Append the configuration as `[mixes.NAME]` to the config file, atomically, with a `source`
     line naming the run. An existing mix of that name is never replaced."""
     import tomllib
@@ -514,7 +514,7 @@ def save_mix(settings: Settings, config: Configuration, name: str, source: str) 
 
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
         raise UsageError("--save: expected a mix name of letters, digits, - and _ (at most 64)")
-    path = settings.config_path or paths.config_file()
+    path = config_path or paths.config_file()
     text = read_small_file(path, "config file").decode("utf-8") if path.exists() else ""
     try:
         existing = tomllib.loads(text)

@@ -50,11 +50,11 @@ class SearchProgress:
 def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None, strategies: str | None,
         max_cost: float | None, save: str | None, pick: str | None, answers_file: str | None,
         concurrency: int | None, out: str | None, resume: bool, limit: int | None, sample: int | None,
-        seed: int | None, judge: str | None, baselines: list[str] = ()) -> int:
+        sample_seed: int | None, judge: str | None, baselines: list[str] = ()) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from ..config import Overrides, load_settings
+    from ..config import Overrides, load_source
     from .answer_ledger import SYNC_EVERY, AnswerLedger
     from .command import DEFAULT_CONCURRENCY, _all_local, _run_loop
     from .predictions import RunFiles
@@ -67,10 +67,11 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
             raise UsageError(f"{name}: expected a whole number of at least 1")
     if max_cost is not None and not max_cost >= 0:
         raise UsageError("--max-cost: expected a number of dollars of at least 0")
-    settings = load_settings(Overrides())
+    source = load_source()
+    settings = source.settings(Overrides())
     for notice in settings.notices:  # not the default mix's stand-in: a search runs its own pool
         warn(notice)
-    models = searching.resolve_pool(settings, pool)
+    models = searching.resolve_pool(source, settings, pool)
     sizes = searching.parse_sizes(proposers, "--proposers", 1, len(models), list(range(2, len(models) + 1)))
     round_counts = searching.parse_sizes(rounds, "--rounds", 1, 10, [1])
     known = searching.strategy_names()
@@ -85,14 +86,14 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
         raise UsageError(f"--search: the {suite.name} suite has no tests; give --judge MODEL to compare the answers")
     if len(baselines) > 1:
         raise UsageError("--baseline: a search compares every configuration with one baseline")
-    items = select(suite.items, limit=limit, sample=sample, seed=seed)
+    items = select(suite.items, limit=limit, sample=sample, seed=sample_seed)
     if baselines:  # the baseline joins the pool as a solo row (and may serve in mixes, as any pool model)
-        extra = searching._model_named(settings, baselines[0])
+        extra = searching._model_named(source, settings, baselines[0])
         if extra.label not in {m.label for m in models}:
             models = [*models, extra]
-    baseline = searching._model_named(settings, baselines[0]).label if baselines else models[0].label
+    baseline = searching._model_named(source, settings, baselines[0]).label if baselines else models[0].label
     configs = searching.enumerate_configurations(models, sizes, round_counts, chosen)
-    judge_as = judge_system(settings, judge) if judge else None
+    judge_as = judge_system(source, settings, judge) if judge else None
     plan_estimate = searching.estimate(configs, items, settings.prices, judge_as)
     console = Console(stderr=True, emoji=False, highlight=False)
     cost_text = (f"about ${plan_estimate.cost:.4f}" if plan_estimate.cost is not None
@@ -163,9 +164,9 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     if save:
         chosen_row = pick_row(report, pick)
         config = next(c for c in configs if c.name == chosen_row["name"])
-        source = (f"moa bench {suite.name} --search, run {directory}: rank {chosen_row['rank']} of "
+        origin = (f"moa bench {suite.name} --search, run {directory}: rank {chosen_row['rank']} of "
                   f"{len(configs)}, quality {chosen_row['quality']}")
-        path = searching.save_mix(settings, config, save, source)
+        path = searching.save_mix(source.path, config, save, origin)
         warn(f"saved {one_line_safe(config.name)} as the mix {one_line_safe(save)} in {one_line_safe(str(path))}")
     warn("wrote " + ", ".join(one_line_safe(str(p)) for p in written))
     return EXIT_OK
