@@ -360,7 +360,9 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     directory = Path(out) if out else Path("moa-bench") / f"{suite}-{settings.mix.name}"
     plan = {"suite": suite_name, "kind": "mtbench", "mix": settings.mix.name, "systems": [s.name for s in systems],
             "judge": judge_as.name, "items": [q.id for q in questions]}
-    pool = open_shared_pool(systems, [judge_as])
+    if concurrency is None:
+        concurrency = 1 if _all_local(settings, [*systems, judge_as]) else DEFAULT_CONCURRENCY
+    pool = open_shared_pool(systems, [judge_as], concurrency)
     try:
         RunFiles(directory).open(plan, resume).close()  # run.json: the same never-overwrite rules as bench
     except BaseException:
@@ -373,8 +375,7 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
                    console=console)
     task = bar.add_task("", total=len(questions) * len(systems))
     runner = MTBenchRunner(questions, systems, judge_as, pool, directory,
-                           concurrency=concurrency or (1 if _all_local(settings, [*systems, judge_as]) else DEFAULT_CONCURRENCY),
-                           progress=lambda: bar.advance(task))
+                           concurrency=concurrency, progress=lambda: bar.advance(task))
 
     async def main():
         try:

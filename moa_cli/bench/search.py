@@ -219,14 +219,19 @@ class SearchRunner(Runner):
                 done.set_result(None)
                 digest = hashlib.sha256(answer["output"].encode("utf-8", "surrogatepass")).hexdigest()
                 self._graded.setdefault((item, digest), (generator, done))
-        if self.suite.graded:
-            for record in list(self.files.predictions.values()):
+        if self.suite.graded:  # bench's sandbox probe: bubblewrap, or the guard (and a notice)
+            from .sandbox import guard_notice, isolation
+
+            self.isolation = await isolation()
+            if self.isolation.kind != "bwrap":
+                self.notice(guard_notice(self.isolation))
+        async with asyncio.TaskGroup() as group:  # grading tasks join it (Runner._grade_later)
+            self._group = group
+            for record in list(self.files.predictions.values()):  # saved before a crash, never graded
                 self._grade_later(record)
-        async with asyncio.TaskGroup() as group:
             for item in self.items:
                 group.create_task(self._item(item))
-        if self._grading:
-            await asyncio.gather(*self._grading)
+        self._group = None
 
     async def _grade(self, record: dict) -> None:
         """Grade each distinct answer to an item once: many configurations give the very same
@@ -248,7 +253,7 @@ class SearchRunner(Runner):
         await done
         result = self.files.grades.records.get((generator, record["item"]))
         if result is not None:  # else the first grading was stopped: graded on --resume
-            self.files.grades.add({**result, "generator": record["generator"], "shared_with": generator})
+            await self.files.grades.save({**result, "generator": record["generator"], "shared_with": generator})
 
     async def _item(self, item: Item) -> None:
         done = self.files.predictions
@@ -286,7 +291,7 @@ class SearchRunner(Runner):
                 return  # over the budget: judged on --resume
             verdicts = [judging.read_verdict(o.turn.final) if o.ok else None for o in outcomes]
             result = judging.combine(*verdicts)
-        self.verdicts.add({"generator": system.name, "baseline": self.baseline, "item": item.id, "result": result,
+        await self.verdicts.save({"generator": system.name, "baseline": self.baseline, "item": item.id, "result": result,
                            "first": verdicts[0], "second": verdicts[1],
                            "answers": sorted({s.key for s in served}), "calls": judge_calls})
 
@@ -311,7 +316,7 @@ class SearchRunner(Runner):
         record = prediction_record(self.suite, system, item, outcome)
         record["calls"] = len(outcome.turn.calls())  # what this configuration alone would have asked
         record["answers"] = sorted({s.key for s in served})  # the ledger entries this turn used
-        self.files.predictions.add(record)
+        await self.files.predictions.save(record)
         self.progress.answered(system.name, record)
         self._grade_later(record)
 

@@ -112,7 +112,9 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
             "strategies": chosen, "systems": [s.name for s in systems], "judge": judge_as.name if judge_as else None,
             "baseline": baseline if judge_as else None,
             "items": [item.id for item in items]}
-    shared_pool = open_shared_pool(systems, [judge_as] if judge_as else [])
+    if concurrency is None:
+        concurrency = 1 if _all_local(settings, systems) else DEFAULT_CONCURRENCY
+    shared_pool = open_shared_pool(systems, [judge_as] if judge_as else [], concurrency)
     try:
         files = RunFiles(directory).open(plan, resume)
     except BaseException:
@@ -127,8 +129,8 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
     total = len(items) * len(systems)
     bars = SearchProgress(console, total, len(files.predictions.records), answers)
     runner = searching.SearchRunner(suite, items, systems, files, shared_pool,
-                                    concurrency=concurrency or (1 if _all_local(settings, systems) else DEFAULT_CONCURRENCY),
-                                    progress=bars,
+                                    concurrency=concurrency, progress=bars,
+                                    notice=lambda text: console.print(Text(f"moa: {one_line_safe(text)}")),
                                     answers=answers, configs=configs, max_cost=max_cost, judge=judge_as,
                                     verdicts=verdicts, baseline=baseline)
     stopped = None
