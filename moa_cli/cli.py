@@ -158,13 +158,36 @@ def bench(
     sample: Annotated[Optional[int], typer.Option("--sample", help="N items picked at random (see --sample-seed).")] = None,
     sample_seed: Annotated[int, typer.Option("--sample-seed", help="Seed for picking the --sample items.")] = 0,
     judge: Annotated[Optional[str], typer.Option("--judge", help="Judge model for instruction sets, PROVIDER:MODEL.")] = None,
+    search: Annotated[Optional[str], typer.Option("--search", help="Search every mix of a POOL of models (a mix name, or PROVIDER:MODEL,...) for the best one.")] = None,
+    proposers: Annotated[Optional[str], typer.Option("--proposers", help="--search: proposer set sizes, e.g. 2,3 or 2-4. [default: 2 up to the pool size]")] = None,
+    rounds: Annotated[Optional[str], typer.Option("--rounds", help="--search: reference round counts to try, e.g. 1,2. [default: 1]")] = None,
+    strategies: Annotated[Optional[str], typer.Option("--strategies", help="--search: aggregation strategies to try, e.g. synthesize,coding.")] = None,
+    max_cost: Annotated[Optional[float], typer.Option("--max-cost", help="--search: stop (exit 6) when the estimate or the spend passes this many dollars.")] = None,
+    save: Annotated[Optional[str], typer.Option("--save", help="--search: write the chosen configuration into the config file as this named mix.")] = None,
+    pick: Annotated[Optional[str], typer.Option("--pick", help="--search --save: best (default), cheapest (within the best one's CI) or a leaderboard rank.")] = None,
+    answers: Annotated[Optional[str], typer.Option("--answers", help="An answer ledger to read and extend: answers already in it are replayed, not asked (--search default: OUT/answers.jsonl).")] = None,
 ):
-    """Is a mix worth its cost? Run a suite on the mix and on each of its models alone; report quality, latency and cost."""
+    """Is a mix worth its cost? Run a suite on the mix and on each of its models alone; report quality, latency and cost.
+
+    With --search POOL: run every mix of the pool's models and rank them (shared answers keep it affordable)."""
     from .bench import command
 
+    if search is not None:
+        from .bench import search_command
+
+        raise typer.Exit(search_command.run(
+            suite, pool=search, proposers=proposers, rounds=rounds, strategies=strategies, max_cost=max_cost,
+            save=save, pick=pick, answers_file=answers, concurrency=concurrency, out=out, resume=resume,
+            limit=limit, sample=sample, sample_seed=sample_seed, judge=judge, baselines=list(baseline or [])))
+    search_only = [flag for flag, value in (("--proposers", proposers), ("--rounds", rounds), ("--strategies", strategies),
+                   ("--max-cost", max_cost), ("--save", save), ("--pick", pick)) if value is not None]
+    if search_only:
+        from .errors import UsageError
+
+        raise UsageError(f"{search_only[0]} is for --search")
     raise typer.Exit(command.run(suite, mix=mix, baselines=list(baseline or []), concurrency=concurrency, out=out,
                                  resume=resume, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge,
-                                 retry_failed=retry_failed))
+                                 retry_failed=retry_failed, answers_file=answers))
 
 
 from .manage_cli import config_app, history_app, keys_app  # noqa: E402 - after the shared option types

@@ -44,6 +44,9 @@ class Behaviour:
     usage: dict | None = None  # the usage object of the stream's last event, as given
     # {substring of the last user message: reply}; the first that matches wins over `reply`
     replies: dict = field(default_factory=dict)
+    # {substring of the system message: reply}, checked before `replies`: an aggregator whose
+    # answer depends on the proposals it was shown
+    system_replies: dict = field(default_factory=dict)
 
 
 class _Server(ThreadingHTTPServer):
@@ -190,7 +193,9 @@ def _make_handler(server: FakeServer):
                     headers["Retry-After"] = retry_after
                 message = behaviour.message if behaviour.message is not None else f"injected {status}"
                 return self._json(status, {"error": {"message": message, "type": "injected"}}, headers)
-            reply = _matching_reply(behaviour.replies, body)
+            reply = _matching_system_reply(behaviour.system_replies, body)
+            if reply is None:
+                reply = _matching_reply(behaviour.replies, body)
             if reply is None:
                 reply = behaviour.reply if behaviour.reply is not None else _default_reply(model, n, body)
             words = reply.split(" ")
@@ -348,6 +353,11 @@ def _default_reply(model: str, n: int, body: dict) -> str:
 def _matching_reply(replies: dict, body: dict) -> str | None:
     user = _last_user_text(body)
     return next((reply for key, reply in replies.items() if key in user), None)
+
+
+def _matching_system_reply(replies: dict, body: dict) -> str | None:
+    system = " ".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "system")
+    return next((reply for key, reply in replies.items() if key in system), None)
 
 
 def _count_prompt(body: dict) -> int:

@@ -10,4 +10,9 @@
     stats.py        pass@1, paired wins and losses, bootstrap confidence intervals
     report.py       the terminal table, report.md, report.json and quality_cost.png
     command.py      `moa bench` itself: ties the pieces together with a progress display
+    length_controlled.py  AlpacaEval 2.0's length-controlled win rate (a GLM, scikit-learn)
+    answer_ledger.py  every answer kept by the request that asked it: asked once, replayed after
+    search.py       `--search POOL`: configurations, shared-answer runner, figures, fronts, --save
+    search_command.py  the search's command, progress, table, report files and charts
+    mtbench.py      MT-Bench-style multi-turn suites, rated 1-10 per turn (data/mtbench_mini.jsonl)
 """

@@ -63,21 +63,21 @@ DEFAULT_CONCURRENCY = 4
 
 def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int | None, out: str | None,
         resume: bool, limit: int | None, sample: int | None, sample_seed: int | None, judge: str | None,
-        retry_failed: bool = False) -> int:
+        retry_failed: bool = False, answers_file: str | None = None) -> int:
     """The whole command; its exit code: 0, 1 (every call of a system failed, or the judge gave no
     verdict at all), 2 (bad input), 3 (a rejected or missing key), 5 (results could not be saved),
     130 (Ctrl-C), 143 (SIGTERM)."""
     try:
         return _run(suite_name, mix=mix, baselines=baselines, concurrency=concurrency, out=out,
                     resume=resume or retry_failed, limit=limit, sample=sample, sample_seed=sample_seed, judge=judge,
-                    retry_failed=retry_failed)
+                    retry_failed=retry_failed, answers_file=answers_file)
     except KeyboardInterrupt:  # Ctrl-C outside the event loop (loading, the report): the same one line
         print_error("interrupted")
         return EXIT_INTERRUPTED
 
 
 def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sample, sample_seed, judge,
-         retry_failed) -> int:
+         retry_failed, answers_file=None) -> int:
     from rich.console import Console
     from rich.text import Text
 
@@ -87,6 +87,11 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
     from .runner import Runner, definition, judge_system, open_shared_pool, systems_for
     from .suites import load_suite, select, suite_hash
 
+    from . import mtbench
+
+    if mtbench.is_mtbench(suite_name):  # multi-turn, rated 1-10: its own runner and report
+        return mtbench.run(suite_name, mix=mix, baselines=baselines, concurrency=concurrency, out=out, resume=resume,
+                           limit=limit, sample=sample, sample_seed=sample_seed, judge=judge)
     for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
         if value is not None and value < 1:
             raise UsageError(f"{name}: expected a whole number of at least 1")
@@ -115,6 +120,7 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
         asyncio.run(pool.aclose())
         raise
     console = Console(stderr=True, emoji=False, highlight=False)
+    answers = None  # --answers: a ledger shared with searches (answer_ledger.py)
     try:
         done: dict[str, list[dict]] = {}
         for record in files.predictions.values():
@@ -124,6 +130,10 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
         notices: list[str] = []
         runner = Runner(suite, items, systems, files, pool, concurrency=concurrency, progress=bars, judge=judge_as,
                         notice=lambda text: (notices.append(text), console.print(Text(f"moa: {one_line_safe(text)}"))))
+        if answers_file:
+            from .answer_ledger import AnswerLedger
+
+            runner.answers = answers = AnswerLedger(Path(answers_file), prices=dict(settings.prices)).load()
 
         async def main():
             from ..signals import cancel_on_sigterm
@@ -147,6 +157,8 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
                                  judge_as.name if judge_as else None)
     finally:
         files.close()
+        if answers is not None:
+            answers.close()
     try:
         written = reporting.write_files(report, directory)
     except OSError as error:

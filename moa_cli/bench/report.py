@@ -17,8 +17,9 @@ from ..secrets import redact
 from .predictions import RunFiles, redacted
 from .runner import System
 
-LENGTH_CAVEAT = ("Judged win rates are not length-controlled: a mix's answers run longer than a single "
-                 "model's, and LLM judges favour longer answers, so read them next to the mean lengths.")
+LENGTH_CAVEAT = ("Raw judged win rates are not length-controlled: a mix's answers run longer than a single "
+                 "model's, and LLM judges favour longer answers; the length-controlled rate (AlpacaEval 2.0's "
+                 "GLM with the length difference set to zero) is the one to compare.")
 GUARD_NOTE = ("Isolation: the Python guard, NOT a security sandbox (bubblewrap was missing or refused); "
               "graded programs could reach this machine.")
 NEAR_ZERO = ("Scores are near zero: the models are too small for this suite (the offline `local` mix runs "
@@ -117,7 +118,20 @@ def _compare_judged(report: dict, systems: list[System], files: RunFiles) -> Non
     report["verdicts"] = sum(j["items"] for j in judged)
     if report["verdicts"]:
         rows[systems[0].name]["quality"] = 0.5  # the mix against itself, by definition
+    _length_controlled(judged, files, systems[0].name)
     report["notes"].append(LENGTH_CAVEAT)
+
+
+def _length_controlled(judged: list[dict], files: RunFiles, mix: str) -> None:
+    """AlpacaEval 2.0's length-controlled win rate beside each raw one (length_controlled.py)."""
+    from . import length_controlled
+
+    rows = length_controlled.rows_from_bench(files.judgements.values(), files.predictions.records, mix)
+    fitted = length_controlled.with_ci(rows) if rows else {}
+    for entry in judged:
+        lc = fitted.get(entry["baseline"])
+        entry["lc_win_rate"] = _round(lc["lc_win_rate"]) if lc else None
+        entry["lc_ci95"] = [_round(x) for x in lc["lc_ci95"]] if lc and lc["lc_ci95"] else None
 
 
 def _round(value, digits: int = 4):
@@ -171,6 +185,10 @@ def summary_lines(report: dict) -> list[str]:
                          f"{j['win_rate'] * 100:.1f}% (95% CI {lo * 100:.1f}–{hi * 100:.1f}%){consistency}; mean "
                          f"length {_fmt(j['mix_mean_length'], 'len')} vs {_fmt(j['baseline_mean_length'], 'len')} "
                          f"characters.")
+            if j.get("lc_win_rate") is not None:
+                lo, hi = j["lc_ci95"] or (j["lc_win_rate"], j["lc_win_rate"])
+                lines.append(f"Length-controlled (AlpacaEval 2.0) win rate against {j['baseline']}: "
+                             f"{j['lc_win_rate'] * 100:.1f}% (95% CI {lo * 100:.1f}–{hi * 100:.1f}%).")
         else:
             lines.append(f"Mix vs {j['baseline']}: no verdict from the judge on any of {j['no_verdict']} items.")
     if "isolation" in report:

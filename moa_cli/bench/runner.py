@@ -226,10 +226,16 @@ class Runner:
         await self.files.judgements.save(record)
         self.progress.judged(record["baseline"], record)
 
+    answers = None  # an AnswerLedger (`--answers FILE`): answers shared with searches and other runs
+
     async def _turn(self, system: System, question: str) -> TurnOutcome:
         """One turn of `system`, started once the calls it runs side by side fit in the budget."""
         weight = await self.budget(system.width)
         try:
+            if self.answers is not None:
+                from .answer_ledger import ledger_turn
+
+                return await ledger_turn(self.answers, system.settings, self.pool, question)
             return await TurnService(system.settings, pool=self.pool).run(question, history=[])
         finally:
             self.budget.release(weight)
