@@ -10,6 +10,7 @@ from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..output import print_error
 from ..output import warn
 from ..sanitize import json_dumps, one_line_safe
+from .running import DEFAULT_CONCURRENCY, all_local, run_loop
 
 
 class ProgressBars:
@@ -58,7 +59,6 @@ class ProgressBars:
         self.progress.stop()
 
 
-DEFAULT_CONCURRENCY = 4
 
 
 def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: int | None, out: str | None,
@@ -106,7 +106,7 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
     systems = systems_for(source, settings, baselines)
     judge_as = judge_system(source, settings, judge) if judge else None
     if concurrency is None:
-        concurrency = 1 if _all_local(settings, [*systems, *([judge_as] if judge_as else [])]) else DEFAULT_CONCURRENCY
+        concurrency = 1 if all_local(settings, [*systems, *([judge_as] if judge_as else [])]) else DEFAULT_CONCURRENCY
     directory = Path(out) if out else Path("moa-bench") / f"{suite.name}-{settings.mix.name}"
     # The run's fingerprint: a --resume with any other definition is refused, saying what changed.
     plan = {"version": 2, "suite": suite_name, "suite_hash": suite_hash(suite), "mix": settings.mix.name,
@@ -146,7 +146,7 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
 
         try:
             with bars:
-                _run_loop(main)
+                run_loop(main)
         except (KeyboardInterrupt, asyncio.CancelledError):
             from ..signals import EXIT_TERMINATED, terminating
 
@@ -198,20 +198,3 @@ async def _bounded(closing, seconds: float = 1.0) -> None:
         await asyncio.wait_for(closing, seconds)
     except (asyncio.TimeoutError, OSError):
         pass
-
-
-def _all_local(settings, systems) -> bool:
-    """Local models answer one call at a time: running items side by side would only make each
-    wait for the others, and its latency would count the wait."""
-    return all(settings.providers[name].kind == "local" for s in systems for name in s.settings.mix.providers())
-
-
-def _run_loop(main) -> None:
-    """Run the event loop; a file that cannot be written (a full disk) is one clear error, exit 5."""
-    from .predictions import OutputError
-
-    try:
-        asyncio.run(main())
-    except* OSError as group:
-        error = group.exceptions[0]
-        raise OutputError(f"cannot save the results: {getattr(error, 'strerror', None) or error}") from None

@@ -334,7 +334,7 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     from rich.console import Console
 
     from ..config import Overrides, load_source
-    from .command import DEFAULT_CONCURRENCY, _all_local, _run_loop
+    from .running import DEFAULT_CONCURRENCY, all_local, run_loop
     from .predictions import RunFiles
     from .runner import judge_system, open_shared_pool, systems_for
 
@@ -361,7 +361,7 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
     plan = {"suite": suite_name, "kind": "mtbench", "mix": settings.mix.name, "systems": [s.name for s in systems],
             "judge": judge_as.name, "items": [q.id for q in questions]}
     if concurrency is None:
-        concurrency = 1 if _all_local(settings, [*systems, judge_as]) else DEFAULT_CONCURRENCY
+        concurrency = 1 if all_local(settings, [*systems, judge_as]) else DEFAULT_CONCURRENCY
     pool = open_shared_pool(systems, [judge_as], concurrency)
     try:
         RunFiles(directory).open(plan, resume).close()  # run.json: the same never-overwrite rules as bench
@@ -385,7 +385,7 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
 
     try:
         with bar:
-            _run_loop(main)
+            run_loop(main)
     except KeyboardInterrupt:
         print_error(f"interrupted: what is done is saved in {directory}; continue with --resume")
         return EXIT_INTERRUPTED

@@ -56,7 +56,7 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
 
     from ..config import Overrides, load_source
     from .answer_ledger import SYNC_EVERY, AnswerLedger
-    from .command import DEFAULT_CONCURRENCY, _all_local, _run_loop
+    from .running import DEFAULT_CONCURRENCY, all_local, run_loop
     from .predictions import RunFiles
     from .predictions import Ledger
     from .runner import System, judge_system, open_shared_pool
@@ -113,7 +113,7 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
             "baseline": baseline if judge_as else None,
             "items": [item.id for item in items]}
     if concurrency is None:
-        concurrency = 1 if _all_local(settings, systems) else DEFAULT_CONCURRENCY
+        concurrency = 1 if all_local(settings, systems) else DEFAULT_CONCURRENCY
     shared_pool = open_shared_pool(systems, [judge_as] if judge_as else [], concurrency)
     try:
         files = RunFiles(directory).open(plan, resume)
@@ -143,7 +143,7 @@ def run(suite_name: str, *, pool: str, proposers: str | None, rounds: str | None
 
     try:
         with bars:
-            _run_loop(main)
+            run_loop(main)
         if runner.over_budget:
             stopped = f"--max-cost: spent ${answers.spent:.4f}, over the ${max_cost:.4f} budget"
     except KeyboardInterrupt:
