@@ -85,16 +85,14 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
     from . import report as reporting
     from .predictions import OutputError, RunFiles
     from .runner import Runner, definition, judge_system, open_shared_pool, systems_for
-    from .suites import load_suite, select, suite_hash
+    from .suites import check_counts, load_suite, select, suite_hash
 
     from . import mtbench
 
     if mtbench.is_mtbench(suite_name):  # multi-turn, rated 1-10: its own runner and report
         return mtbench.run(suite_name, mix=mix, baselines=baselines, concurrency=concurrency, out=out, resume=resume,
                            limit=limit, sample=sample, sample_seed=sample_seed, judge=judge)
-    for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name}: expected a whole number of at least 1")
+    check_counts(concurrency=concurrency, limit=limit, sample=sample)
     source = load_source()
     settings = source.settings(Overrides(mix=mix))
     for notice in settings.all_notices():

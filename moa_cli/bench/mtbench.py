@@ -30,6 +30,7 @@ from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from ..output import print_error, warn
 from ..sanitize import json_dumps, one_line_safe
 from .predictions import Ledger
+from .suites import check_counts, jsonl_records
 
 CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 REFERENCE_CATEGORIES = frozenset({"math", "reasoning", "coding"})  # judged against the reference, as MT-Bench does
@@ -74,18 +75,8 @@ def is_mtbench(name: str) -> bool:
 
 def load_questions(name: str) -> tuple[str, list[Question]]:
     path = BUILTIN if name == "mtbench" else Path(name)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     questions = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise UsageError(f"{path}:{number}: not a JSON object") from None
+    for number, record in jsonl_records(path):
         turns = record.get("turns") if isinstance(record, dict) else None
         if not isinstance(turns, list) or not turns or not all(isinstance(t, str) and t.strip() for t in turns):
             raise UsageError(f"{path}:{number}: expected \"turns\": a list of user messages")
@@ -340,9 +331,7 @@ def run(suite_name: str, *, mix: str | None, baselines: list[str], concurrency: 
 
     if not judge:
         raise UsageError("--judge: an MT-Bench suite is graded by a judge model; give --judge PROVIDER:MODEL")
-    for name, value in (("--concurrency", concurrency), ("--limit", limit), ("--sample", sample)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name}: expected a whole number of at least 1")
+    check_counts(concurrency=concurrency, limit=limit, sample=sample)
     source = load_source()
     settings = source.settings(Overrides(mix=mix))
     for notice in settings.all_notices():

@@ -68,19 +68,32 @@ def humaneval_items() -> list[Item]:
                  {k: p[k] for k in ("prompt", "test", "entry_point")}) for p in problems]
 
 
-def jsonl_items(path: Path) -> list[Item]:
+def jsonl_records(path: Path):
+    """(line number, parsed value) for every non-blank line of a JSONL suite file; a line that is
+    not JSON is one usage error naming it."""
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is not part of line 1
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
-    items = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
         except ValueError:
             raise UsageError(f"{path}:{number}: not a JSON object") from None
+
+
+def check_counts(**counts: int | None) -> None:
+    """--concurrency, --limit and --sample: whole numbers of at least 1 when given."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name}: expected a whole number of at least 1")
+
+
+def jsonl_items(path: Path) -> list[Item]:
+    items = []
+    for number, record in jsonl_records(path):
         instruction = record.get("instruction") if isinstance(record, dict) else None
         if not isinstance(instruction, str) or not instruction.strip():
             raise UsageError(f"{path}:{number}: expected an object with a non-empty \"instruction\" string")
