@@ -131,7 +131,8 @@ class Chat:
 
     async def change(self, **change) -> None:
         """Re-resolve the settings with one more change; the flags and changes so far still apply."""
-        settings = self.source.changed(self.settings, Overrides(**change))
+        # The rest of the mix in use is kept: the local stand-in, a resumed session's mix.
+        settings = self.source.changed(self.settings, Overrides(**change), keep_mix=True)
         for notice in settings.all_notices():
             warn(notice)
         await self.service.use(settings)

