@@ -420,7 +420,7 @@ class Store:
             turn_id = c.execute(
                 "INSERT INTO turns (session_id, seq, created, question, final, status, mix, mix_json, elapsed, error,"
                 " fallback, prompt_tokens, completion_tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, seq, _real(r.started) or now, question, r.final, status, r.mix or row["mix"], mix_json,
+                (session_id, seq, _real(r.started) or now, question, r.final, status, r.mix or row["mix"], _scrub(mix_json),
                  _real(result.elapsed) if result else None, _scrub(error), r.fallback, _count(usage.prompt_tokens),
                  _count(usage.completion_tokens), _real(cost)),
             ).lastrowid

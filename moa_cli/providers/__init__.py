@@ -122,7 +122,9 @@ def build_provider(
         if not key.isprintable() or any(ch.isspace() for ch in key):
             raise MissingKeyError(f"the API key for provider '{spec.name}' contains spaces or control characters; "
                                   "set it again", provider=spec.name)
-    register_secrets(*header_secrets(spec.headers))
+    # Every configured header value is a secret for redaction, whatever its name: an upstream
+    # error that echoes the request's headers must not carry any of them into a message.
+    register_secrets(*header_secrets(spec.headers), *spec.headers.values())
     headers = expand_headers(spec, env)
     base_url = spec.resolved_base_url(env)
     if base_url is not None:
