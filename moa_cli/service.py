@@ -116,7 +116,8 @@ class TurnService:
 
     @property
     def logging(self) -> bool:
-        return self.store is not None and self.settings.options.log
+        # A read-only store is still read (a resumed session's context) but never written.
+        return self.store is not None and self.settings.options.log and not self.store.read_only
 
     async def use(self, settings: Settings) -> None:
         """Switch settings between turns; the providers are reopened when the mix needs others."""
@@ -245,6 +246,10 @@ def open_service(settings: Settings, *, continue_last: bool = False, session_nam
     if not settings.options.log and not resuming:
         return TurnService(settings)
     store = Store.open()
+    if store.read_only and settings.options.log:
+        from .output import warn
+
+        warn(f"{store.path} cannot be written (read-only): turns are answered but not saved")
     try:
         info = store.find_session(session_name) if session_name is not None else (
             store.last_session() if continue_last else None)

@@ -144,3 +144,45 @@ def test_chat_slash_commands_keep_the_local_mix_and_continue_resumes_it(moa, moa
         assert store.turns(session.id)[-1].status == "ok"
     assert mix.aggregator.label == "local:smollm2" and mix.rounds == 2
     assert [m.label for m in mix.layers[1]] == ["local:smollm2", "local:smollm2"]
+
+
+# ---------------------------------------------------------------- a read-only MOA_HOME
+
+
+def _read_only(moa_env, tmp_path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """`moa ARGS` with MOA_HOME bind-mounted read-only (bubblewrap), everything else as it is."""
+    home = moa_env["MOA_HOME"]
+    return subprocess.run(["bwrap", "--dev-bind", "/", "/", "--ro-bind", home, home, "--", *_command(), *args],
+                          env=moa_env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def test_a_read_only_home_reads_answers_unsaved_and_refuses_writes_in_one_line(moa, moa_env, server, tmp_path):
+    if not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed")
+    server.script("*", reply="an answer")
+    assert moa("ask", *ALONE, "openai:m", "first").returncode == 0
+    probe = _read_only(moa_env, tmp_path, "--help")
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a read-only bind here: {probe.stderr.strip()[:200]}")
+    db = Path(moa_env["MOA_HOME"]) / "sessions.db"
+    before = db.read_bytes()
+
+    listed = _read_only(moa_env, tmp_path, "history", "list")
+    assert listed.returncode == 0 and "first" in listed.stdout
+    shown = _read_only(moa_env, tmp_path, "history", "show", "1")
+    assert shown.returncode == 0 and "an answer" in shown.stdout
+
+    asked = _read_only(moa_env, tmp_path, "ask", *ALONE, "openai:m", "second")
+    assert asked.returncode == 0 and "an answer" in asked.stdout
+    assert len([line for line in asked.stderr.splitlines() if str(db) in line]) == 1  # one warning
+    chatted = _read_only(moa_env, tmp_path, "chat", *ALONE, "openai:m", input="one\ntwo\n")
+    assert chatted.returncode == 0 and chatted.stdout.count("an answer") == 2
+    # The second question of the chat still had the first as its context, from memory.
+    assert server.requests()[-1]["body"]["messages"][-3]["content"] == "one"
+
+    deleted = _read_only(moa_env, tmp_path, "history", "delete", "1")
+    assert deleted.returncode == 2 and str(db) in deleted.stderr and len(deleted.stderr.splitlines()) == 1
+    keys = _read_only(moa_env, tmp_path, "keys", "set", "openai", input="sk-" + "x" * 20 + "\n")
+    assert keys.returncode == 2 and "keys" in keys.stderr and "Traceback" not in keys.stderr
+    assert db.read_bytes() == before  # nothing was written
