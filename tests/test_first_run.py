@@ -186,3 +186,16 @@ def test_a_read_only_home_reads_answers_unsaved_and_refuses_writes_in_one_line(m
     keys = _read_only(moa_env, tmp_path, "keys", "set", "openai", input="sk-" + "x" * 20 + "\n")
     assert keys.returncode == 2 and "keys" in keys.stderr and "Traceback" not in keys.stderr
     assert db.read_bytes() == before  # nothing was written
+
+
+def test_history_list_leaves_room_for_the_first_question(moa, moa_env, server):
+    from terminal_screen import TerminalRun
+
+    server.script("*", reply="ok")
+    question = "What is the airspeed velocity of an unladen swallow, roughly?"
+    assert moa("ask", "-r", "openai:a-rather-long-model-name,openai:another-long-model-name", "-a",
+               "openai:yet-another-long-aggregator", question).returncode == 0
+    run = TerminalRun(["history", "list"], moa_env, rows=24, cols=80)
+    assert run.run() == 0
+    row = next(line for line in run.display() if line.lstrip().startswith("1 "))
+    assert "What is the airspeed" in row  # not squeezed into a 13-character column

@@ -58,7 +58,7 @@ def list_sessions(sessions: list[SessionInfo]) -> None:
     table = Table(box=None, header_style="bold")
     # A mix named by its models ("local:smollm2,local:smollm2 → local:smollm2") or a long session
     # name is cut short, so the first question keeps most of the width.
-    widths = {"name": 16, "mix": 24}
+    widths = {"name": 12, "mix": 18}
     for column in ("id", "name", "updated", "mix", "turns", "first question"):
         table.add_column(column, justify="right" if column in ("id", "turns") else "left",
                          overflow="ellipsis", no_wrap=column != "first question", max_width=widths.get(column),
