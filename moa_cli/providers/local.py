@@ -41,10 +41,11 @@ _CANCELS: set[threading.Event] = set()  # their cancel flags, all set at exit
 EXIT_WAIT = 10.0  # seconds, at exit, for cancelled workers to leave llama.cpp before models are freed
 QUEUE_POLL = 0.05  # seconds between looks at a busy model's queue
 
-# Sampling for small local models, under whatever a request sets itself. SmolLM2-class models
-# loop on a phrase or list item until max_tokens without a repetition penalty; with one, a short
-# answer ends by itself. A run of blank lines (the model starting over) ends an answer too.
-SAMPLING: dict = {"repeat_penalty": 1.1, "stop": ["\n\n\n", "<|im_start|>", "<|im_end|>"]}
+# Sampling for small local models, under whatever a request sets itself: an answer also ends at
+# a run of blank lines (the model starting over) or at a chat-template marker it writes as text.
+# No repetition penalty: measured on the `chat` suite (benchmarks/local_caps.py, BENCHMARKS.md),
+# 1.1 made SmolLM2's aggregator answers longer, not shorter.
+SAMPLING: dict = {"stop": ["\n\n\n", "<|im_start|>", "<|im_end|>"]}
 
 
 class Cancelled(Exception):
