@@ -38,9 +38,9 @@ OLD_SEEDS = (1, 2, 3, 4)
 
 def old_settings(settings):
     mix = settings.mix
-    layers = tuple(tuple(replace(m, max_tokens=OLD_REFERENCE_TOKENS, seed=seed) for m, seed in zip(layer, OLD_SEEDS))
-                   for layer in mix.layers)
-    aggregator = replace(mix.aggregator, max_tokens=OLD_AGGREGATOR_TOKENS, seed=OLD_SEEDS[-1])
+    layers = tuple(tuple(replace(m, max_tokens=OLD_REFERENCE_TOKENS, seed=seed, system=None)
+                         for m, seed in zip(layer, OLD_SEEDS)) for layer in mix.layers)
+    aggregator = replace(mix.aggregator, max_tokens=OLD_AGGREGATOR_TOKENS, seed=OLD_SEEDS[-1], system=None)
     return replace(settings, mix=replace(mix, layers=layers, aggregator=aggregator))
 
 
@@ -101,7 +101,8 @@ Setup: the built-in `local` mix in-process (TurnService, no store), on {len(prom
 built-in `chat` suite (indices {indices}: every 5th), each prompt run once with the old settings
 (references max 96 tokens, aggregator max 1024, fixed seeds, no stop sequences) and once with
 the current ones (references max {after.mix.layers[0][0].max_tokens}, aggregator max
-{after.mix.aggregator.max_tokens}, sampling {new_sampling}), interleaved so both see the same load.
+{after.mix.aggregator.max_tokens}, system prompt {after.mix.aggregator.system!r}, sampling {new_sampling}),
+interleaved so both see the same load.
 {machine()}; the machine was shared with other work while this ran, so the absolute times are noisy.
 
 {summary}

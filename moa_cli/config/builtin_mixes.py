@@ -28,6 +28,7 @@ PAPER_SAMPLING = {"temperature": 0.7, "max_tokens": 2048}
 LOCAL_MODEL = "local:smollm2"
 LOCAL_REFERENCE_TOKENS = 128
 LOCAL_AGGREGATOR_TOKENS = 512
+LOCAL_BRIEF = "Answer briefly: a few sentences, or a short list, and then stop."
 
 # Each mix is exactly what a `[mixes.NAME]` table in the config file may hold. `source` says
 # where the mix comes from; `moa mixes` and `moa mixes show NAME` print it.
@@ -92,6 +93,8 @@ BUILTIN_MIXES: dict[str, dict] = {
         ]],
         "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "max_tokens": LOCAL_AGGREGATOR_TOKENS},
         "max_tokens": LOCAL_REFERENCE_TOKENS,
+        # A 135M model runs on until its cap unless asked to be brief (BENCHMARKS.md).
+        "system": LOCAL_BRIEF,
     },
 }
 
