@@ -32,7 +32,7 @@ from .events import (
     TurnResult,
 )
 from .config.schema import Mix, ModelSettings, RunOptions
-from .providers.base import ChatRequest, Provider, Usage
+from .providers.base import ChatRequest, Chunk, Provider, Usage
 from .providers.pool import ProviderPool
 from .strategies import Role
 
@@ -47,6 +47,13 @@ MAX_ROUNDS = 32
 # Once a round could go on without it, a reference that has sent nothing for this long is
 # reported stalled (CallStalled), so a display can say it risks the cut before it happens.
 STALL_WARN = 5.0
+
+
+class _Deadline:
+    """When a call must be done by (loop time); moved on while the call waits in line."""
+
+    def __init__(self, at: float):
+        self.at = at
 
 
 class _NullLimit:
@@ -77,6 +84,7 @@ class Engine:
         self._fit = fit  # trims a call's messages to the model's context window
         self._warned_trim = False
         self._cut: dict[Call, str] = {}  # calls the round cut and why, told apart from a cancelled turn
+        self._gone: set[str] = set()  # references that failed for good this turn (404, 401)
         self._activity: dict[Call, float] = {}  # when each running call last sent something
 
     def emit(self, event: Event) -> None:
@@ -129,6 +137,7 @@ class Engine:
         self._t0 = t0
         self._warned_trim = False
         self._cut.clear()
+        self._gone.clear()
         try:
             strategy = strategies.get(mix.strategy)
             so_far = strategies.TurnSoFar(mix, conversation)
@@ -136,6 +145,7 @@ class Engine:
                 round_no = len(turn.rounds) + 1
                 if round_no > MAX_ROUNDS:
                     raise TurnFailed(f"the {strategy.name} strategy planned more than {MAX_ROUNDS} rounds", turn)
+                planned = self._without_gone(planned)
                 results = [CallResult(Call(planned.role, round_no, i, step.model.label, step.model.temperature))
                            for i, step in enumerate(planned.steps)]
                 turn.rounds.append(results)  # filled in as the calls progress
@@ -169,6 +179,14 @@ class Engine:
         finally:
             turn.elapsed = time.monotonic() - t0
         return turn
+
+    def _without_gone(self, planned: strategies.Round) -> strategies.Round:
+        """The round without the references that failed for good earlier in the turn (no such
+        model, no access): asking them again would only fail, and warn, again."""
+        if planned.role is not Role.REFERENCE or not self._gone:
+            return planned
+        steps = tuple(step for step in planned.steps if step.model.label not in self._gone)
+        return replace(planned, steps=steps) if steps else planned
 
     async def _round(self, planned: strategies.Round, results: list[CallResult]) -> None:
         calls = [r.call for r in results]
@@ -279,11 +297,11 @@ class Engine:
         # seconds, whatever keep-alive comments or empty events arrive) and a total deadline for
         # the call, retries and their pauses included.
         limit = self.options.call_deadline(timeout)
-        deadline = asyncio.get_running_loop().time() + limit
+        clock = _Deadline(asyncio.get_running_loop().time() + limit)
         try:
             for attempt in range(tries):
                 try:
-                    await self._stream_into(result, model.provider, request, deadline, limit, timeout)
+                    await self._stream_into(result, model.provider, request, clock, limit, timeout)
                     if not result.text.strip():
                         # Nothing to show or to build on: a failure, so the fallback can answer.
                         raise ProviderError(f"{call.label}: the model returned an empty answer",
@@ -298,12 +316,25 @@ class Engine:
                 except Exception as error:  # noqa: BLE001 - a provider bug must not kill the turn
                     failure = _failure_of(error, model)
                     delay = _retry_delay(error, attempt, self.options.backoff)
-                    left = deadline - asyncio.get_running_loop().time()
+                    left = clock.at - asyncio.get_running_loop().time()
+                    later = getattr(error, "retry_after", None)
+                    if failure.retryable and attempt < tries - 1 and later is not None and (
+                            not later <= RETRY_AFTER_CAP or later >= left):
+                        # The server named a time past what moa would wait: waiting the cap and
+                        # trying anyway would only ask again too early. Fail now, saying when.
+                        bound = (f"no time left to retry within the {limit:g}s deadline" if not later < left
+                                 else f"past the {RETRY_AFTER_CAP:g}s Retry-After cap; not retried")
+                        failure = replace(failure, detail=f"{failure.detail} (the server said to retry in "
+                                                          f"{_duration(later)}: {bound})", retryable=False)
+                        result.status, result.failure = "failed", failure
+                        break
                     if not failure.retryable or attempt == tries - 1 or delay >= left:
                         if failure.retryable and attempt < tries - 1:
                             failure = replace(failure, detail=f"{failure.detail} (no time left to retry "
                                                               f"within the {limit:g}s deadline)")
                         result.status, result.failure = "failed", failure
+                        if call.role == Role.REFERENCE and _permanent(error, failure):
+                            self._gone.add(call.label)  # not asked again in a later round
                         break
                     self.emit(Notice(f"{call.label}: {failure.describe()} — retrying in {delay:.1f}s "
                                      f"(try {attempt + 2} of {tries})"))
@@ -328,16 +359,37 @@ class Engine:
         return result
 
     async def _stream_into(self, result: CallResult, provider_name: str, request: ChatRequest,
-                           deadline: float, limit: float, idle: float) -> None:
+                           clock: _Deadline, limit: float, idle: float) -> None:
         provider = self.pool.get(provider_name)
         call = result.call
         loop = asyncio.get_running_loop()
-        total = asyncio.timeout_at(deadline)
+        total = asyncio.timeout_at(clock.at)
         quiet = asyncio.timeout(None)  # armed below, pushed back by every chunk of output
+        queued_since: float | None = None
+
+        def progressed(chunk: Chunk) -> None:
+            # A call waiting in line for a shared model (local samples take turns) is making
+            # progress, not silent: both clocks stop, and start again when its generation does,
+            # the deadline moved on by the time spent in line.
+            nonlocal queued_since
+            now = loop.time()
+            if chunk.queued:
+                if queued_since is None:
+                    queued_since = now
+                total.reschedule(None)
+                quiet.reschedule(None)
+                self._activity.pop(call, None)  # not yet had its chance: never cut as stalled
+                return
+            if queued_since is not None:
+                clock.at += now - queued_since
+                queued_since = None
+                total.reschedule(clock.at)
+            quiet.reschedule(now + idle)
+
         try:
             async with total, self.pool.limit(provider_name) or _NullLimit(), quiet:
                 quiet.reschedule(loop.time() + idle)
-                await self._read_stream(result, provider, request, lambda: quiet.reschedule(loop.time() + idle))
+                await self._read_stream(result, provider, request, progressed)
         except TimeoutError:
             if total.expired():
                 detail = f"no complete answer within the {limit:g}s deadline (--deadline)"
@@ -356,8 +408,9 @@ class Engine:
         stream = provider.stream(request)
         try:
             async for chunk in stream:
-                self._activity[call] = time.monotonic()
-                progressed()
+                progressed(chunk)
+                if not chunk.queued:
+                    self._activity[call] = time.monotonic()
                 if chunk.text:
                     if result.first_token is None:
                         result.first_token = self._now()
@@ -368,8 +421,8 @@ class Engine:
                     result.usage = chunk.usage
                 if chunk.finish_reason:
                     result.finish_reason = chunk.finish_reason
-                if chunk.note:
-                    self.emit(CallProgress(call, chunk.note))
+                if chunk.note or chunk.began:
+                    self.emit(CallProgress(call, chunk.note or "", queued=chunk.queued, began=chunk.began))
         finally:
             await stream.aclose()
 
@@ -399,6 +452,24 @@ def _said(result: CallResult, labelled: bool = True) -> str:
 # A server may ask for a pause before the next try (Retry-After); moa waits a minute at most,
 # and never past the call's deadline (then the call fails at once instead).
 RETRY_AFTER_CAP = 60.0
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "an unbounded time"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f}s"
+
+
+def _permanent(error: Exception, failure: Failure) -> bool:
+    """A failure that asking again in the same turn cannot mend: no such model, no access."""
+    from .errors import AuthError, ModelNotFound
+
+    return isinstance(error, (AuthError, ModelNotFound)) or (
+        failure.kind is FailureKind.HTTP and failure.status in (401, 403, 404))
 
 
 def _retry_delay(error: Exception, attempt: int, backoff: float) -> float:

@@ -148,6 +148,8 @@ class CallProgress:
 
     call: Call
     note: str
+    queued: bool = False  # waiting in line for a shared model: its clocks do not run
+    began: bool = False  # generation starts now: elapsed time counts from here
 
 
 @dataclass(frozen=True)

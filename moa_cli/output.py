@@ -50,6 +50,9 @@ def guard_standard_streams() -> None:
             os.close(null)
         if name != "stdin":
             setattr(sys, name, _ClosedStream())
+        elif sys.stdin is None:
+            # `moa chat <&-`: Python left sys.stdin as None; reading it now gives end of input.
+            sys.stdin = open(fd, encoding="utf-8", closefd=False)
 
 
 def is_closed_reader(error: BaseException) -> bool:

@@ -131,7 +131,8 @@ class Chat:
 
     async def change(self, **change) -> None:
         """Re-resolve the settings with one more change; the flags and changes so far still apply."""
-        settings = self.source.changed(self.settings, Overrides(**change))
+        # The rest of the mix in use is kept: the local stand-in, a resumed session's mix.
+        settings = self.source.changed(self.settings, Overrides(**change), keep_mix=True)
         for notice in settings.all_notices():
             warn(notice)
         await self.service.use(settings)
@@ -315,11 +316,17 @@ def _prompter(chat: Chat) -> Callable[[], Awaitable[str | None]]:
     def _newline(event):
         event.current_buffer.insert_text("\n")
 
-    paths.ensure_data_dir()
-    history = paths.history_file()
-    history.touch(mode=0o600, exist_ok=True)  # questions can be private, like the session file
+    try:
+        paths.ensure_data_dir()
+        history = paths.history_file()
+        history.touch(mode=0o600, exist_ok=True)  # questions can be private, like the session file
+        lines = FileHistory(str(history))
+    except (OSError, UsageError):  # a read-only MOA_HOME: this chat's lines are remembered in memory
+        from prompt_toolkit.history import InMemoryHistory
+
+        lines = InMemoryHistory()
     session = PromptSession(
-        history=FileHistory(str(history)), key_bindings=keys, multiline=True, completer=SlashCompleter(),
+        history=lines, key_bindings=keys, multiline=True, completer=SlashCompleter(),
         complete_while_typing=False, enable_open_in_editor=True,  # Ctrl-X Ctrl-E: edit the input in $EDITOR
         prompt_continuation=lambda width, *_: "." * (width - 1) + " ",
         output=create_output(always_prefer_tty=True),  # `moa chat > file`: the prompt still shows

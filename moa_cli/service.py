@@ -22,7 +22,7 @@ from .config.model_facts import DEFAULT_CONTEXT_WINDOW, turn_cost
 from .config.schema import Mix, ModelSettings
 from .engine import Engine, Listener
 from .providers.pool import ProviderPool
-from .errors import MoaError
+from .errors import MissingKeyError, MoaError
 from .events import TurnResult
 from .failure import Failure
 from .providers import build_provider
@@ -60,8 +60,26 @@ def open_pool(settings: Settings, *, eager: bool = True) -> ProviderPool:
 
     pool = ProviderPool(factory, settings.options.concurrency)
     for name in sorted(settings.mix.providers()) if eager else ():
-        pool.get(name)
+        try:
+            pool.get(name)
+        except MissingKeyError:
+            _explain_misread(settings, name)
+            raise
     return pool
+
+
+def _explain_misread(settings: Settings, provider: str) -> None:
+    """`-r nolab:x` is the default provider's model `nolab:x`: when that provider has no key, the
+    likely mistake is the provider's name, so say how the name was read."""
+    from .errors import UsageError
+    from .providers import misread_prefix
+
+    for model in settings.mix.models():
+        if model.provider == provider and misread_prefix(model.model):
+            known = ", ".join(sorted(settings.providers))
+            raise UsageError(f"'{model.model}' was read as the {provider} model '{model.model}' "
+                             f"('{misread_prefix(model.model)}' is no provider); did you mean a provider? "
+                             f"Known: {known}") from None
 
 
 def window_budget(model: ModelSettings) -> int:
@@ -98,7 +116,8 @@ class TurnService:
 
     @property
     def logging(self) -> bool:
-        return self.store is not None and self.settings.options.log
+        # A read-only store is still read (a resumed session's context) but never written.
+        return self.store is not None and self.settings.options.log and not self.store.read_only
 
     async def use(self, settings: Settings) -> None:
         """Switch settings between turns; the providers are reopened when the mix needs others."""
@@ -209,6 +228,7 @@ def mix_from_json(text: str) -> Mix | None:
             strategy=str(data.get("strategy", "synthesize")),
             shuffle=bool(data.get("shuffle", False)),
             description=str(data.get("description", "")),
+            base=str(data.get("base", "")),
         )
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
@@ -226,6 +246,10 @@ def open_service(settings: Settings, *, continue_last: bool = False, session_nam
     if not settings.options.log and not resuming:
         return TurnService(settings)
     store = Store.open()
+    if store.read_only and settings.options.log:
+        from .output import warn
+
+        warn(f"{store.path} cannot be written (read-only): turns are answered but not saved")
     try:
         info = store.find_session(session_name) if session_name is not None else (
             store.last_session() if continue_last else None)

@@ -166,12 +166,28 @@ def proposals(chat: "ChatState", arg: str) -> None:
 
 
 def usage(chat: "ChatState") -> None:
+    from .config.model_facts import cost as call_cost
+    from .providers.base import Usage
+
     turns = chat.turns()
     tokens_in, tokens_out = sum(t.prompt_tokens for t in turns), sum(t.completion_tokens for t in turns)
-    dollars = sum(t.cost or 0.0 for t in turns)
-    unpriced = any(t.cost is None and t.tokens for t in turns)
+    dollars, unpriced = 0.0, False
+    for t in turns:
+        if t.cost is not None:
+            dollars += t.cost
+            continue
+        # Saved without a total (some call had no known price): the priced calls still count,
+        # as they did in the turn's own summary line.
+        for p in t.proposals:
+            used = Usage(p.get("prompt_tokens") or 0, p.get("completion_tokens") or 0)
+            price = call_cost(p["model"], used, chat.settings.prices)
+            if price is None:
+                unpriced = unpriced or bool(used.prompt_tokens or used.completion_tokens)
+            else:
+                dollars += price
     cost = ("cost unknown" if not dollars else f"${dollars:.4f} + unpriced") if unpriced else f"${dollars:.4f}"
-    chat.say(f"{len(turns)} turns · {tokens_in:,} in / {tokens_out:,} out tokens · {cost}")
+    count = f"{len(turns)} turn" + ("" if len(turns) == 1 else "s")
+    chat.say(f"{count} · {tokens_in:,} in / {tokens_out:,} out tokens · {cost}")
 
 
 def save(chat: "ChatState", file: str) -> None:
@@ -191,12 +207,16 @@ def save(chat: "ChatState", file: str) -> None:
 def models(chat: "ChatState") -> None:
     mix, options = chat.settings.mix, chat.settings.options
     chat.say(f"mix {mix.name} · {mix.rounds} round(s) · strategy {mix.strategy}")
+    # Each model with its own sampling: the aggregator's values are not the mix's.
     for number, layer in enumerate(mix.layers, 1):
-        chat.say(f"  round {number}: {', '.join(m.label for m in layer)}")
-    agg = mix.aggregator
-    chat.say(f"  aggregator: {agg.label}")
-    chat.say(f"  temperature {_or_default(agg.temperature)} · max tokens {_or_default(agg.max_tokens)}"
-             f" · multi-turn {_on(options.multi_turn)} · panels {_on(chat.show_proposers)}")
+        chat.say(f"  round {number}: {', '.join(_with_sampling(m) for m in layer)}")
+    chat.say(f"  aggregator: {_with_sampling(mix.aggregator)}")
+    chat.say(f"  multi-turn {_on(options.multi_turn)} · panels {_on(chat.show_proposers)}")
+
+
+def _with_sampling(model) -> str:
+    return (f"{model.label} (temperature {_or_default(model.temperature)}, "
+            f"max tokens {_or_default(model.max_tokens)})")
 
 
 def proposers(chat: "ChatState", arg: str) -> None:

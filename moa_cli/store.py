@@ -206,13 +206,53 @@ _TURN_FIELDS = [f.name for f in fields(TurnRecord) if f.name != "proposals"]
 
 
 class Store:
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False):
         self._conn = conn
         self.path = path
+        # The file (or its directory) cannot be written: a read-only MOA_HOME, a locked-down
+        # home. Everything can be read; every write is a UsageError naming the file.
+        self.read_only = read_only
 
     @classmethod
     def open(cls, path: Path | None = None) -> Store:
         path = Path(path).expanduser() if path is not None else paths.sessions_db()
+        try:
+            return cls._open_writable(path)
+        except UsageError:
+            if _writable(path):
+                raise
+            return cls._open_read_only(path)
+
+    @classmethod
+    def _open_read_only(cls, path: Path) -> Store:
+        """The database as it is, never written: a missing one reads as empty."""
+        conn = None
+        try:
+            if path.exists():
+                # immutable: with no -shm file (and no way to make one) SQLite cannot open a WAL
+                # database otherwise; nobody can write this file, so nothing changes under us.
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                       isolation_level=None)
+            else:
+                conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            store = cls(conn, path, read_only=True)
+            if not path.exists():
+                store._claim()
+                store._migrate()
+            elif store._version() != len(MIGRATIONS) or TABLES - store._tables():
+                raise UsageError(f"session database {path} is read-only and needs an upgrade by this moa; "
+                                 "make it writable once")
+            return store
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, (OSError, sqlite3.Error)):
+                raise UsageError(f"cannot open session database {path}: {e}") from e
+            raise
+
+    @classmethod
+    def _open_writable(cls, path: Path) -> Store:
         conn = None
         try:
             make_private_dir(path.parent)
@@ -284,6 +324,8 @@ class Store:
 
     @contextmanager
     def _write(self):
+        if self.read_only:
+            raise UsageError(f"cannot write the session database {self.path}: it is read-only")
         # IMMEDIATE takes the write lock up front: a concurrent writer makes us wait (busy_timeout)
         # instead of failing half-way. Any exception, Ctrl-C included, rolls the whole turn back.
         self._conn.execute("BEGIN IMMEDIATE")
@@ -420,7 +462,7 @@ class Store:
             turn_id = c.execute(
                 "INSERT INTO turns (session_id, seq, created, question, final, status, mix, mix_json, elapsed, error,"
                 " fallback, prompt_tokens, completion_tokens, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, seq, _real(r.started) or now, question, r.final, status, r.mix or row["mix"], mix_json,
+                (session_id, seq, _real(r.started) or now, question, r.final, status, r.mix or row["mix"], _scrub(mix_json),
                  _real(result.elapsed) if result else None, _scrub(error), r.fallback, _count(usage.prompt_tokens),
                  _count(usage.completion_tokens), _real(cost)),
             ).lastrowid
@@ -496,6 +538,12 @@ class Store:
 def _status(value) -> int | None:
     """An HTTP status as stored: a whole number from 100 to 999, or None."""
     return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 999 else None
+
+
+def _writable(path: Path) -> bool:
+    """Whether the database file, or the nearest directory that would hold it, can be written."""
+    folder = next((p for p in path.parents if p.exists()), path.parent)
+    return os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
 def _scrub(error: str | None) -> str | None:

@@ -193,7 +193,7 @@ def test_slash_commands_for_the_mix_and_the_session(chat, server, tmp_path):
     assert [r["model"] for r in server.requests()] == ["agg"]
     assert server.requests("agg")[0]["body"]["temperature"] == 0.3
     child.send("/usage\r")
-    child.expect(r"1 turns · [\d,]+ in / [\d,]+ out tokens")
+    child.expect(r"1 turn · [\d,]+ in / [\d,]+ out tokens")
     child.send("/save chat.md\r")
     child.expect_exact("saved to")
     assert "> solo" in (tmp_path / "chat.md").read_text()

@@ -58,7 +58,7 @@ def test_local_model_spec_by_path_and_plain_output(moa, no_keys):
 
 def test_unknown_local_model_is_a_clear_error(moa, no_keys):
     out = moa("ask", "-r", "local:no-such-model", "-a", "local:smollm2", "--no-fallback", "q", env=no_keys, timeout=300)
-    assert out.returncode == 1
+    assert out.returncode == 2  # checked when the name is set, before any call
     assert "no-such-model" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -48,7 +48,8 @@ def test_stream_yields_text_then_exact_usage(provider):
     # The same greedy call, non-streamed: llama-cpp-python's own usage must agree with ours.
     llm = model()
     with llm.lock:
-        reference = llm.create_chat_completion(messages=list(ask().messages), max_tokens=16, temperature=0.0, seed=1)
+        reference = llm.create_chat_completion(messages=list(ask().messages), max_tokens=16, temperature=0.0, seed=1,
+                                               **local.SAMPLING)
     assert (usage.prompt_tokens, usage.completion_tokens) == (
         reference["usage"]["prompt_tokens"], reference["usage"]["completion_tokens"])
     assert text == reference["choices"][0]["message"]["content"]

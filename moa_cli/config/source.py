@@ -23,6 +23,7 @@ from ..errors import ConfigError, UsageError
 from ..providers import ENV_REF, ProviderSpec, find_key
 from . import builtin_mixes, keystore, model_facts, paths
 from .layering import apply_flags, run_options
+from .schema import MODEL_KEYS, Mix, ModelSettings
 from .loader import load_config_file, load_env
 from .sections import defaults as defaults_section
 from .sections import local as local_section
@@ -105,28 +106,40 @@ class ConfigSource:
     # ---------------------------------------------------------------- settings
 
     def settings(self, overrides: Overrides = Overrides(), *, base: Settings | None = None,
-                 stored_keys: Mapping[str, str] | None = None) -> Settings:
+                 stored_keys: Mapping[str, str] | None = None, current: Mix | None = None) -> Settings:
         """Everything a turn needs, from the flags (`overrides`) on top of this source.
 
         `stored_keys` are the keys saved by `moa keys set` (read from the key file when None); they
         only decide whether the default mix can run or the offline local mix stands in for it.
         With `base` (the settings before a change), notices it already gave are not repeated.
+        With `current` (the mix in use), the flags change that mix, whatever it came from.
         """
         checked = self.checked
         check_flags(overrides)
         if overrides.mix is not None and overrides.mix not in self.known_mixes:
             raise UsageError(f"unknown mix '{overrides.mix}'; known mixes: {', '.join(self.mix_names())}")
-        name, standin = self._mix_to_run(overrides, stored_keys)
-        data, models_from_flags = mixes_section.with_flag_models(name, self.mix_data(name), overrides,
-                                                                 checked.providers)
+        if current is not None:
+            # A change to the mix in use: start from its models as they run now, with the settings
+            # of the named mix they came from for any model the change brings in.
+            name, standin = (current.base if current.base in self.known_mixes else
+                             self._mix_to_run(overrides, stored_keys)[0]), None
+            table = _as_data(current, self.mix_data(name))
+        else:
+            name, standin = self._mix_to_run(overrides, stored_keys)
+            table = self.mix_data(name)
+        data, models_from_flags = mixes_section.with_flag_models(name, table, overrides, checked.providers)
         unused: list[str] = []
         mix = mixes_section.check(name, data, checked.defaults, checked.providers, self.mix_where(name), unused)
         notices = []
         if unused and not models_from_flags:
             notices.append(f"{self.mix_where(name)} models.{toml_key(unused[0])} matches no model of the mix (a typo?)")
         mix = apply_flags(mix, overrides)
+        _check_local_names(mix, checked.providers, checked.local_models)
         if overrides.changes_models():
             mix = replace(mix, name=mix.describe())  # what runs is no longer the named mix as it stands
+        elif current is not None:
+            mix = replace(mix, name=current.name)
+        mix = replace(mix, base=name)
         if base is not None:
             notices = [n for n in notices if n not in base.notices]  # said once is enough
             standin = None if standin == base.standin else standin
@@ -134,10 +147,13 @@ class ConfigSource:
                         prices=checked.prices, local_models=checked.local_models, provider_env=checked.provider_env,
                         notices=tuple(notices), standin=standin, overrides=overrides)
 
-    def changed(self, settings: Settings, overrides: Overrides) -> Settings:
+    def changed(self, settings: Settings, overrides: Overrides, keep_mix: bool = False) -> Settings:
         """`settings` after more flags (chat's /set, a serve request's fields): the new values go
-        on top of the ones given so far, and the mix is resolved again."""
-        return self.settings(settings.overrides.merged(overrides), base=settings)
+        on top of the ones given so far, and the mix is resolved again. With `keep_mix` (chat),
+        unless the change picks a mix, it applies to the mix in use (the offline stand-in, a
+        resumed session's), not to the default mix."""
+        current = settings.mix if keep_mix and overrides.mix is None else None
+        return self.settings(settings.overrides.merged(overrides), base=settings, current=current)
 
     def _mix_to_run(self, overrides: Overrides, stored_keys: Mapping[str, str] | None) -> tuple[str, str | None]:
         """The mix's name, and the notice when the offline local mix stands in for the default:
@@ -157,6 +173,34 @@ class ConfigSource:
             f"For the '{name}' mix, {'set ' + variable + ' or ' if variable else ''}"
             f"run `moa keys set {missing.name}`."
         )
+
+
+def _as_data(mix: Mix, table: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved mix as a mix table again: its models as inline tables holding every value they
+    run with, under the named mix's own values (`table`) for models a change adds to it."""
+
+    def entry(m: ModelSettings) -> dict[str, Any]:
+        values = {k: getattr(m, k) for k in MODEL_KEYS if getattr(m, k, None) is not None}
+        if values.get("weight") == 1.0:
+            del values["weight"]
+        return {"model": m.label, **values}
+
+    data = {k: v for k, v in table.items() if k not in ("layers", "references", "rounds", "aggregator")}
+    data.update(layers=[[entry(m) for m in layer] for layer in mix.layers], aggregator=entry(mix.aggregator),
+                strategy=mix.strategy, shuffle=mix.shuffle)
+    return data
+
+
+def _check_local_names(mix: Mix, providers: Mapping[str, ProviderSpec], aliases: Mapping[str, str]) -> None:
+    """A local model is named when it is set (`/aggregator local:nope`), not when it is first called."""
+    from ..providers.local import BUILTIN
+
+    for m in mix.models():
+        if providers[m.provider].kind == "local" and m.model != BUILTIN and m.model not in aliases \
+                and not m.model.lower().endswith(".gguf"):
+            known = ", ".join([BUILTIN, *aliases])
+            raise UsageError(f"unknown local model '{m.label}': use one of {known} ([local.models] in the "
+                             "config adds more), or a path to a .gguf file")
 
 
 def load_source(cwd: Path | None = None) -> ConfigSource:

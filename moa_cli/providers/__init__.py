@@ -40,7 +40,8 @@ def split_spec(
                          "like together:meta-llama/Llama-3.3-70B-Instruct-Turbo")
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in known:
-        if not MODEL_ID.fullmatch(rest):
+        # After a provider, a model id is the provider's own opaque text ("openai:[/]" is fine).
+        if not OPAQUE_ID.fullmatch(rest):
             raise UsageError(f"model spec '{spec}' names provider '{prefix}' but no model")
         return prefix, rest
     if strict and sep and PROVIDER_NAME.fullmatch(prefix):
@@ -52,6 +53,14 @@ def split_spec(
 
 # A model id: no control characters, at least one letter or digit (so ":::" or "-" is no model).
 MODEL_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]*[^\W_][^\x00-\x1f\x7f-\x9f]*")
+# A model id after a known provider: any printable text that is not only spaces.
+OPAQUE_ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*")
+
+
+def misread_prefix(model: str) -> str | None:
+    """The provider-like prefix of a model id read as the default provider's (`nolab:x`), if any."""
+    prefix, sep, _ = model.partition(":")
+    return prefix if sep and PROVIDER_NAME.fullmatch(prefix) else None
 
 
 def check_base_url(url: str, where: str) -> str:
@@ -113,7 +122,9 @@ def build_provider(
         if not key.isprintable() or any(ch.isspace() for ch in key):
             raise MissingKeyError(f"the API key for provider '{spec.name}' contains spaces or control characters; "
                                   "set it again", provider=spec.name)
-    register_secrets(*header_secrets(spec.headers))
+    # Every configured header value is a secret for redaction, whatever its name: an upstream
+    # error that echoes the request's headers must not carry any of them into a message.
+    register_secrets(*header_secrets(spec.headers), *spec.headers.values())
     headers = expand_headers(spec, env)
     base_url = spec.resolved_base_url(env)
     if base_url is not None:

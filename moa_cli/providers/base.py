@@ -42,6 +42,10 @@ class Chunk:
     usage: Usage | None = None
     finish_reason: str | None = None  # why the model stopped, on the chunk that says so
     note: str | None = None  # progress before the first token ("loading MODEL…"), for the user
+    # The call waits in line for a shared model (the local provider): the caller's idle clock and
+    # deadline stop until a chunk with `began` says generation starts. Waiting is not silence.
+    queued: bool = False
+    began: bool = False
 
 
 class Provider(Protocol):

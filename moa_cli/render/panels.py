@@ -36,12 +36,25 @@ class ProposalPanel:
     text: str = ""
     tokens: int = 0
     note: str = ""  # "loading smollm2…" until the first token
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)  # reset when a queued call's turn comes
     last_token: float | None = None
     result: CallResult | None = None
     # The engine said this call went quiet (CallStalled), and when it will cut it: shown until the
     # call speaks again.
     cut_at: float | None = None
+    queued: bool = False  # "waiting for smollm2 (2nd in line)": no clock runs yet
+    finished_at: float | None = None
+
+    def progress(self, note: str, queued: bool = False, began: bool = False) -> None:
+        """A note before the first token. A panel's time counts from its own start: when the
+        model became free for it, not when the round started."""
+        self.note = note
+        if began or (self.queued and not queued):
+            self.started = time.monotonic()
+        self.queued = queued
+
+    def finish(self, result: CallResult) -> None:
+        self.result, self.finished_at, self.queued = result, time.monotonic(), False
 
     def add(self, text: str) -> None:
         self.text = (self.text + terminal_safe(text))[-TAIL_CHARS:]
@@ -65,6 +78,8 @@ class ProposalPanel:
         """The panel's subtitle: what it is doing, how long it took, how many tokens."""
         result = self.result
         if result is None:
+            if self.queued:
+                return Text(self.note or "waiting", style="yellow")
             parts = [f"{now - self.started:.1f}s", f"{self.tokens} tok"]
             if self.note and not self.tokens:
                 parts.insert(0, self.note)
@@ -72,7 +87,7 @@ class ProposalPanel:
                 silent = now - (self.last_token or self.started)
                 parts.append(f"no tokens for {silent:.0f}s, cut in {max(self.cut_at - now, 0):.0f}s")
             return Text(" · ".join(parts), style="yellow")
-        took = f"{(result.finished or 0) - (result.started or 0):.1f}s"
+        took = f"{(self.finished_at or now) - self.started:.1f}s"
         tokens = f"{result.usage.completion_tokens or self.tokens} tok"
         if self.state == "truncated":
             words = ["truncated at max_tokens", took, tokens]

@@ -35,7 +35,7 @@ class LiveRegion:
             with self.console.capture() as capture:
                 for renderable in above:
                     self.console.print(renderable)
-            out.append(capture.get())
+            out.append(_unpadded(capture.get()))
         if stderr:
             self._write("".join(out))  # stdout first, so the two streams keep their order
             out = []
@@ -75,12 +75,30 @@ class LiveRegion:
             rows = sum(max(1, -(-w // max(width, 1))) for w in self._widths)
         rows = min(rows, max(height - 1, 1))
         self._widths = []
-        return f"\r\x1b[{rows}A\x1b[J"
+        # Line by line, bottom up, never "erase to the end of the screen": sent from the top-left
+        # corner (a region that starts on the top row, after `clear` or a resize) that sequence
+        # makes tmux copy the whole screen into its scrollback, once per redraw.
+        return "\r\x1b[2K" + "\x1b[1A\x1b[2K" * rows
 
     def _write(self, text: str) -> None:
         if text:
             self.console.file.write(text)
             self.console.file.flush()
+
+
+_TRAILING = None
+
+
+def _unpadded(text: str) -> str:
+    """Printed lines without the spaces Rich pads them with to the terminal's width (keeping any
+    style codes after them): a terminal that gets narrower would otherwise re-wrap every printed
+    line into a second line of blanks."""
+    global _TRAILING
+    if _TRAILING is None:
+        import re
+
+        _TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$", re.M)
+    return _TRAILING.sub(r"\1", text)
 
 
 class _Line:
