@@ -353,3 +353,31 @@ def test_a_sandbox_left_by_a_killed_moa_bench_is_swept_at_the_next_start(bwrap):
     finally:
         stale.kill()
         stale.wait()
+
+
+FORKS = """
+import os, time
+started = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        started += 1
+except OSError:
+    pass
+assert started < 200, started
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="RLIMIT_NPROC already binds a user who is not root")
+def test_a_fork_bomb_is_bounded_even_when_moa_bench_runs_as_root():
+    """The kernel exempts root from RLIMIT_NPROC, so a root moa bench bounds each graded program's
+    processes with a pids cgroup: the 200th fork must fail (the program passes only if it did)."""
+    from moa_cli.bench import sandbox
+
+    if sandbox._pids_root() is None:
+        pytest.skip("no writable pids cgroup here")
+    run = asyncio.run(run_program(FORKS, time_limit=60))
+    assert run.status == "passed", run
+    assert not [g for g in sandbox._pids_root().glob(f"{sandbox.CGROUP_PREFIX}{os.getpid()}-*")]

@@ -18,14 +18,16 @@ A program passes only when the harness sends the run's random nonce after check(
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 HARNESS = Path(__file__).with_name("sandbox_child.py")
@@ -118,6 +120,66 @@ def bwrap_prefix() -> tuple[str, ...] | None:
 
 OWNER = "MOA_BENCH_OWNER"  # on every bwrap's command line: which moa bench started it
 
+# The kernel never applies RLIMIT_NPROC to root, and bwrap run by root maps the sandbox's uid onto
+# root's: a fork bomb graded by a root moa bench would fill the machine. A pids cgroup per program
+# bounds it whoever runs moa (cgroup v1's pids hierarchy or v2's unified one; skipped where
+# neither can be written, as for ordinary users, whom RLIMIT_NPROC already binds).
+PIDS_HIERARCHIES = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")
+CGROUP_PREFIX = "moa-bench-"
+_cgroups = itertools.count()
+
+
+@lru_cache(maxsize=1)
+def _pids_root() -> Path | None:
+    if os.geteuid() != 0:
+        return None
+    for hierarchy in map(Path, PIDS_HIERARCHIES):
+        controllers = hierarchy / "cgroup.controllers"  # v2 only: is the pids controller there?
+        if controllers.exists() and "pids" not in controllers.read_text().split():
+            continue
+        probe = hierarchy / f"{CGROUP_PREFIX}probe-{os.getpid()}"
+        try:
+            if controllers.exists():
+                (hierarchy / "cgroup.subtree_control").write_text("+pids")
+            probe.mkdir(exist_ok=True)
+            ok = (probe / "pids.max").exists()
+            probe.rmdir()
+        except OSError:
+            continue
+        if ok:
+            return hierarchy
+    return None
+
+
+def _new_pids_cgroup() -> Path | None:
+    """A fresh cgroup holding at most PROCESS_LIMIT processes, or None where none can be made."""
+    root = _pids_root()
+    if root is None:
+        return None
+    group = root / f"{CGROUP_PREFIX}{os.getpid()}-{next(_cgroups)}"
+    try:
+        group.mkdir()
+        (group / "pids.max").write_text(str(PROCESS_LIMIT))
+    except OSError:
+        _remove_cgroup(group)
+        return None
+    return group
+
+
+def _remove_cgroup(group: Path | None) -> None:
+    """Remove a program's cgroup once its processes are gone (the kernel refuses while any is left:
+    then it stays, and the next run's sweep takes it)."""
+    if group is None:
+        return
+    for _ in range(20):
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.005)
+
 
 def sweep_stale_sandboxes() -> int:
     """Kill what a killed moa bench left behind: bwrap has a known race (containers/bubblewrap
@@ -146,6 +208,11 @@ def sweep_stale_sandboxes() -> int:
             killed += 1
         except OSError:
             pass
+    root = _pids_root()
+    for group in root.glob(f"{CGROUP_PREFIX}*-*") if root else ():
+        owner = group.name[len(CGROUP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            _remove_cgroup(group)
     return killed
 
 
@@ -204,8 +271,9 @@ async def _run(program: str, kind: str, time_limit: float, memory_limit: int) ->
     else:
         directory = tempfile.mkdtemp(prefix="moa-sandbox-")
         cwd, env = directory, {**CLEAN_ENV, "HOME": directory, "TMPDIR": directory}
+    group = _new_pids_cgroup()
     try:
-        process = await _spawn(command, cwd, env)
+        process = await _spawn(command, cwd, env, group)
         timed_out = False
         try:
             out, err = await asyncio.wait_for(_exchange(process, payload), time_limit)
@@ -215,6 +283,7 @@ async def _run(program: str, kind: str, time_limit: float, memory_limit: int) ->
             _kill(process)  # bwrap's PID namespace (or the guard's group) goes with it
             await process.wait()
     finally:
+        _remove_cgroup(group)
         if directory:
             shutil.rmtree(directory, ignore_errors=True)
     error = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
@@ -235,12 +304,14 @@ async def _run(program: str, kind: str, time_limit: float, memory_limit: int) ->
     return TestRun("failed", "the program ended before its tests completed (no pass signal)", kind), error[0]
 
 
-async def _spawn(command, cwd, env):
+async def _spawn(command, cwd, env, group: Path | None = None):
     """Start the process, shielded: asyncio can hang for good when a task is cancelled while its
     subprocess is being set up, so a cancellation waits for the start, kills, then goes on."""
     spawning = asyncio.ensure_future(asyncio.create_subprocess_exec(
         *command, cwd=cwd, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True))
+        stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        # The child joins its cgroup before it execs bwrap, so everything it starts is counted.
+        preexec_fn=None if group is None else partial(_join_cgroup, str(group / "cgroup.procs"))))
     try:
         return await asyncio.shield(spawning)
     except asyncio.CancelledError:
@@ -251,6 +322,11 @@ async def _spawn(command, cwd, env):
         _kill(process)
         await process.wait()
         raise
+
+
+def _join_cgroup(procs: str) -> None:
+    with open(procs, "w") as handle:
+        handle.write(str(os.getpid()))
 
 
 async def _exchange(process, payload: bytes) -> tuple[bytes, bytes]:
