@@ -79,3 +79,35 @@ def test_every_trick_after_a_wrong_function_fails(bwrap):
     runs = dict(zip(TRICKS, asyncio.run(run_all())))
     assert {name: run.status for name, run in runs.items() if run.passed} == {}
     assert {run.status for run in runs.values()} <= {"failed", "killed", "timeout"}
+
+
+MIX = """
+[mixes.trio]
+layers = [["openai:r1", "openai:r2"]]
+aggregator = "openai:agg"
+"""
+
+
+def test_a_hostile_answer_end_to_end_fails_and_the_run_exits_0(bwrap, moa, moa_env, server, tmp_path):
+    """Through the real `moa bench humaneval`: an answer that kills its parent, writes into the
+    run directory and home, reads /proc and keys, and exits 0 is graded failed; nothing is touched."""
+    from pathlib import Path
+
+    home = Path(moa_env["MOA_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(MIX)
+    out = tmp_path / "run"
+    trick = ("import os\n"
+             f"for path in ({str(out / 'planted')!r}, {str(home / 'planted')!r}, os.path.expanduser('~/planted')):\n"
+             "    try:\n        open(path, 'w').write('x')\n    except OSError:\n        pass\n"
+             "for path in ('/proc/1/environ', '/proc/self/environ', " + repr(str(home / "keys.json")) + "):\n"
+             "    try:\n        print(open(path).read())\n    except OSError:\n        pass\n"
+             "try:\n    os.kill(os.getppid(), 9)\nexcept OSError:\n    pass\n"
+             "os._exit(0)\n")
+    server.script("*", reply="```python\ndef has_close_elements(numbers, threshold):\n    return False\n" + trick + "```")
+    result = moa("bench", "humaneval", "--mix", "trio", "--limit", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    grades = [json.loads(line) for line in (out / "grades.jsonl").read_text().splitlines()]
+    assert [g["passed"] for g in grades] == [False] * 3
+    assert not (out / "planted").exists() and not (home / "planted").exists()
+    assert [row["quality"] for row in json.loads((out / "report.json").read_text())["systems"]] == [0.0] * 3
