@@ -59,7 +59,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 @functools.lru_cache(maxsize=8)
 def _variants(secrets: tuple[str, ...]) -> tuple[str, ...]:
     """Each secret as it may appear in a message: raw, escaped the ways Python, JSON and URLs
-    escape text, and base64 (HTTP Basic credentials)."""
+    escape text, base64 (HTTP Basic credentials) and hex."""
     import base64
     import json
     from urllib.parse import quote, quote_plus
@@ -72,6 +72,7 @@ def _variants(secrets: tuple[str, ...]) -> tuple[str, ...]:
             secret.encode("unicode_escape").decode("ascii"), repr(raw)[2:-1],
             quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower(),
             base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            raw.hex(), raw.hex().upper(),  # a server dumping the header bytes it was sent
         })
     return tuple(sorted(f for f in forms if len(f) >= 4))
 
@@ -144,3 +145,51 @@ def _encodes_secret(run: str, secrets: tuple[bytes, ...]) -> bool:
         if _spans(data, secrets):
             return True
     return False
+
+
+class StreamRedactor:
+    """`redact` for text that arrives in pieces (a model's streamed answer): a secret split
+    across two pieces is still found. Each piece is let through at once except its last run of
+    non-space characters (where a secret, in any of its forms, could still be continuing), which
+    waits for the next piece or `flush`: a word's delay, never a secret's head."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()):
+        self.secrets = secrets
+        self.pending = ""
+
+    def feed(self, text: str) -> str:
+        if not (_SECRETS or self.secrets):
+            out, self.pending = self.pending + text, ""
+            return out
+        buffer = self.pending + text
+        run, longest = _trailing_run(buffer), _longest_form(self.secrets)
+        if run <= longest:
+            # The last run is held back as it came (redacted only once whole); what goes out ends
+            # with whitespace, so no secret can straddle the cut.
+            cut = len(buffer) - run
+            self.pending = buffer[cut:]
+            return redact(buffer[:cut], self.secrets) if cut else ""
+        # A run longer than any secret form (minified code, a long token): all but the longest
+        # form's length may go, redacted as a whole first.
+        buffer = redact(buffer, self.secrets)
+        self.pending = buffer[len(buffer) - longest:]
+        return buffer[:len(buffer) - longest]
+
+    def flush(self) -> str:
+        out, self.pending = (redact(self.pending, self.secrets) if self.pending else ""), ""
+        return out
+
+
+def _trailing_run(text: str) -> int:
+    """How many characters end `text` without a whitespace among them."""
+    end = len(text)
+    start = end
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    return end - start
+
+
+def _longest_form(secrets: tuple[str, ...]) -> int:
+    forms = _variants(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
+    # A Basic credential's base64 ("user:KEY") runs a little past the key's own encoding.
+    return max((len(f) for f in forms), default=0) + 64
