@@ -149,35 +149,53 @@ def _encodes_secret(run: str, secrets: tuple[bytes, ...]) -> bool:
 
 class StreamRedactor:
     """`redact` for text that arrives in pieces (a model's streamed answer): a secret split
-    across two pieces is still found. Each piece is let through at once except its last run of
-    non-space characters (where a secret, in any of its forms, could still be continuing), which
-    waits for the next piece or `flush`: a word's delay, never a secret's head."""
+    across pieces is still found. A piece is let through as it came unless a secret, in any of
+    its forms, could still be continuing in it: the pieces that hold the text's last run of
+    non-space characters wait for the next piece or `flush` (a word's delay, never a secret's
+    head). Pieces keep their boundaries; only text that held a secret is merged and redacted."""
 
     def __init__(self, secrets: tuple[str, ...] = ()):
         self.secrets = secrets
-        self.pending = ""
+        self.pending: list[str] = []
 
-    def feed(self, text: str) -> str:
+    def feed(self, text: str) -> list[str]:
+        """The pieces that may go out now (maybe none)."""
+        pieces = [*self.pending, text]
         if not (_SECRETS or self.secrets):
-            out, self.pending = self.pending + text, ""
-            return out
-        buffer = self.pending + text
+            self.pending = []
+            return [p for p in pieces if p]
+        buffer = "".join(pieces)
         run, longest = _trailing_run(buffer), _longest_form(self.secrets)
-        if run <= longest:
-            # The last run is held back as it came (redacted only once whole); what goes out ends
-            # with whitespace, so no secret can straddle the cut.
-            cut = len(buffer) - run
-            self.pending = buffer[cut:]
-            return redact(buffer[:cut], self.secrets) if cut else ""
-        # A run longer than any secret form (minified code, a long token): all but the longest
-        # form's length may go, redacted as a whole first.
-        buffer = redact(buffer, self.secrets)
-        self.pending = buffer[len(buffer) - longest:]
-        return buffer[:len(buffer) - longest]
+        if run > longest:
+            # A run longer than any secret form (minified code, a long token): all but the
+            # longest form's length may go, redacted as a whole first.
+            buffer = redact(buffer, self.secrets)
+            self.pending = [buffer[len(buffer) - longest:]]
+            return [buffer[:len(buffer) - longest]]
+        cut = len(buffer) - run
+        # The last piece boundary at or before the cut that no run of non-space crosses: no
+        # secret can straddle it (nor the cut), so what goes before it is redacted on its own.
+        go, at, boundary = 0, 0, 0
+        for index, piece in enumerate(pieces):
+            at += len(piece)
+            if at > cut:
+                break
+            if at == cut or buffer[at - 1].isspace() or buffer[at].isspace():
+                go, boundary = index + 1, at
+        if buffer[boundary:cut].strip():  # the pieces after it hold whole words too: those go, as one piece
+            self.pending = [buffer[cut:]]
+            return self._hidden([*pieces[:go], buffer[boundary:cut]])
+        self.pending = pieces[go:]
+        return self._hidden(pieces[:go])
 
-    def flush(self) -> str:
-        out, self.pending = (redact(self.pending, self.secrets) if self.pending else ""), ""
+    def flush(self) -> list[str]:
+        out, self.pending = self._hidden(self.pending), []
         return out
+
+    def _hidden(self, pieces: list[str]) -> list[str]:
+        text = "".join(pieces)
+        hidden = redact(text, self.secrets) if text else ""
+        return [p for p in pieces if p] if hidden == text else [hidden]
 
 
 def _trailing_run(text: str) -> int:

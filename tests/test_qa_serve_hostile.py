@@ -75,10 +75,13 @@ def test_the_stream_redactor_hides_a_key_at_every_split_and_delays_only_a_word()
     text = f"a {key} b {key}c"
     for step in (1, 2, 5, 13, len(text)):
         hiding = StreamRedactor()
-        out = "".join(hiding.feed(text[i:i + step]) for i in range(0, len(text), step)) + hiding.flush()
-        assert out == "a *** b ***c"
-    hiding = StreamRedactor()
-    assert hiding.feed("hello wor") == "hello " and hiding.feed("ld ") == "world " and hiding.flush() == ""
+        out = [piece for i in range(0, len(text), step) for piece in hiding.feed(text[i:i + step])] + hiding.flush()
+        assert "".join(out) == "a *** b ***c"
+    hiding = StreamRedactor()  # word-sized pieces keep their boundaries, one piece late
+    assert [hiding.feed(p) for p in ("the", " whole", " answer")] + [hiding.flush()] == \
+        [[], ["the"], [" whole"], [" answer"]]
+    hiding = StreamRedactor()  # pieces cut mid-word go out by whole words
+    assert [hiding.feed(p) for p in ("Hel", "lo wor", "ld")] + [hiding.flush()] == [[], ["Hello "], [], ["wor", "ld"]]
 
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])

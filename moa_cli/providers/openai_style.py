@@ -91,15 +91,16 @@ class OpenAIStyleProvider:
                         chunk, finished = _parse_chunk(data, where, self.name, request.model)
                         done = done or finished
                         if chunk is not None:
-                            text = hiding.feed(chunk.text) if chunk.text else ""
-                            if chunk.usage is not None or chunk.finish_reason is not None:
-                                text += hiding.flush()
-                            if text != chunk.text:
-                                chunk = dataclasses.replace(chunk, text=text)
-                            if chunk.text or chunk.usage is not None or chunk.finish_reason is not None:
-                                yield chunk
-                    if rest := hiding.flush():
-                        yield Chunk(rest)
+                            texts = hiding.feed(chunk.text) if chunk.text else []
+                            last = chunk.usage is not None or chunk.finish_reason is not None
+                            if last:
+                                texts += hiding.flush()
+                            for text in texts[:-1] if last else texts:
+                                yield Chunk(text)
+                            if last:
+                                yield dataclasses.replace(chunk, text=texts[-1] if texts else "")
+                    for text in hiding.flush():
+                        yield Chunk(text)
                     if done and response.headers.get("connection", "").lower() != "close":
                         async for _ in lines:  # read to the end so the connection can be reused
                             pass
