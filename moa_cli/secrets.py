@@ -35,10 +35,11 @@ def register_secrets(*values: str | None) -> None:
     _variants.cache_clear()
 
 
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+def redact(text: str, secrets: tuple[str, ...] = (), keylike: bool = True) -> str:
     """Remove known secrets (and their repr-escaped, JSON-escaped, URL-encoded and base64 forms,
     base64 inside a longer credential such as HTTP Basic's `user:KEY`, and any long fragment of
-    them) and anything shaped like an API key from a message."""
+    them) and, unless `keylike` is False (a model's answer, where `key_value_pairs` is code),
+    anything shaped like an API key from a message."""
     global _KEYLIKE, _BASE64_RUN
     import re
 
@@ -53,7 +54,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         # A secret base64-encoded after a prefix ("api:KEY" in `Authorization: Basic ...`) is
         # shifted in the encoding: decode each base64-looking run and look inside.
         text = _BASE64_RUN.sub(lambda m: "***" if _encodes_secret(m.group(0), raw) else m.group(0), text)
-    return _KEYLIKE.sub("***", text)
+    return _KEYLIKE.sub("***", text) if keylike else text
 
 
 @functools.lru_cache(maxsize=8)
@@ -148,7 +149,8 @@ def _encodes_secret(run: str, secrets: tuple[bytes, ...]) -> bool:
 
 
 class StreamRedactor:
-    """`redact` for text that arrives in pieces (a model's streamed answer): a secret split
+    """`redact` of the known secrets (not of key-shaped words: `key_value_pairs` is code) for
+    text that arrives in pieces (a model's streamed answer): a secret split
     across pieces is still found. A piece is let through as it came unless a secret, in any of
     its forms, could still be continuing in it: the pieces that hold the text's last run of
     non-space characters wait for the next piece or `flush` (a word's delay, never a secret's
@@ -169,7 +171,7 @@ class StreamRedactor:
         if run > longest:
             # A run longer than any secret form (minified code, a long token): all but the
             # longest form's length may go, redacted as a whole first.
-            buffer = redact(buffer, self.secrets)
+            buffer = redact(buffer, self.secrets, keylike=False)
             self.pending = [buffer[len(buffer) - longest:]]
             return [buffer[:len(buffer) - longest]]
         cut = len(buffer) - run
@@ -194,7 +196,7 @@ class StreamRedactor:
 
     def _hidden(self, pieces: list[str]) -> list[str]:
         text = "".join(pieces)
-        hidden = redact(text, self.secrets) if text else ""
+        hidden = redact(text, self.secrets, keylike=False) if text else ""
         return [p for p in pieces if p] if hidden == text else [hidden]
 
 

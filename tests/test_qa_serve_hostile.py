@@ -77,6 +77,9 @@ def test_the_stream_redactor_hides_a_key_at_every_split_and_delays_only_a_word()
         hiding = StreamRedactor()
         out = [piece for i in range(0, len(text), step) for piece in hiding.feed(text[i:i + step])] + hiding.flush()
         assert "".join(out) == "a *** b ***c"
+    hiding = StreamRedactor()  # code that merely looks like a key is the answer's own text
+    assert "".join([*hiding.feed("def f(key_value_pairs, sk-learn_model):"), *hiding.flush()]) == \
+        "def f(key_value_pairs, sk-learn_model):"
     hiding = StreamRedactor()  # word-sized pieces keep their boundaries, one piece late
     assert [hiding.feed(p) for p in ("the", " whole", " answer")] + [hiding.flush()] == \
         [[], ["the"], [" whole"], [" answer"]]
