@@ -35,10 +35,11 @@ def register_secrets(*values: str | None) -> None:
     _variants.cache_clear()
 
 
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+def redact(text: str, secrets: tuple[str, ...] = (), keylike: bool = True) -> str:
     """Remove known secrets (and their repr-escaped, JSON-escaped, URL-encoded and base64 forms,
     base64 inside a longer credential such as HTTP Basic's `user:KEY`, and any long fragment of
-    them) and anything shaped like an API key from a message."""
+    them) and, unless `keylike` is False (a model's answer, where `key_value_pairs` is code),
+    anything shaped like an API key from a message."""
     global _KEYLIKE, _BASE64_RUN
     import re
 
@@ -53,13 +54,13 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         # A secret base64-encoded after a prefix ("api:KEY" in `Authorization: Basic ...`) is
         # shifted in the encoding: decode each base64-looking run and look inside.
         text = _BASE64_RUN.sub(lambda m: "***" if _encodes_secret(m.group(0), raw) else m.group(0), text)
-    return _KEYLIKE.sub("***", text)
+    return _KEYLIKE.sub("***", text) if keylike else text
 
 
 @functools.lru_cache(maxsize=8)
 def _variants(secrets: tuple[str, ...]) -> tuple[str, ...]:
     """Each secret as it may appear in a message: raw, escaped the ways Python, JSON and URLs
-    escape text, and base64 (HTTP Basic credentials)."""
+    escape text, base64 (HTTP Basic credentials) and hex."""
     import base64
     import json
     from urllib.parse import quote, quote_plus
@@ -72,6 +73,7 @@ def _variants(secrets: tuple[str, ...]) -> tuple[str, ...]:
             secret.encode("unicode_escape").decode("ascii"), repr(raw)[2:-1],
             quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower(),
             base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            raw.hex(), raw.hex().upper(),  # a server dumping the header bytes it was sent
         })
     return tuple(sorted(f for f in forms if len(f) >= 4))
 
@@ -144,3 +146,70 @@ def _encodes_secret(run: str, secrets: tuple[bytes, ...]) -> bool:
         if _spans(data, secrets):
             return True
     return False
+
+
+class StreamRedactor:
+    """`redact` of the known secrets (not of key-shaped words: `key_value_pairs` is code) for
+    text that arrives in pieces (a model's streamed answer): a secret split
+    across pieces is still found. A piece is let through as it came unless a secret, in any of
+    its forms, could still be continuing in it: the pieces that hold the text's last run of
+    non-space characters wait for the next piece or `flush` (a word's delay, never a secret's
+    head). Pieces keep their boundaries; only text that held a secret is merged and redacted."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()):
+        self.secrets = secrets
+        self.pending: list[str] = []
+
+    def feed(self, text: str) -> list[str]:
+        """The pieces that may go out now (maybe none)."""
+        pieces = [*self.pending, text]
+        if not (_SECRETS or self.secrets):
+            self.pending = []
+            return [p for p in pieces if p]
+        buffer = "".join(pieces)
+        run, longest = _trailing_run(buffer), _longest_form(self.secrets)
+        if run > longest:
+            # A run longer than any secret form (minified code, a long token): all but the
+            # longest form's length may go, redacted as a whole first.
+            buffer = redact(buffer, self.secrets, keylike=False)
+            self.pending = [buffer[len(buffer) - longest:]]
+            return [buffer[:len(buffer) - longest]]
+        cut = len(buffer) - run
+        # The last piece boundary at or before the cut that no run of non-space crosses: no
+        # secret can straddle it (nor the cut), so what goes before it is redacted on its own.
+        go, at, boundary = 0, 0, 0
+        for index, piece in enumerate(pieces):
+            at += len(piece)
+            if at > cut:
+                break
+            if at == cut or buffer[at - 1].isspace() or buffer[at].isspace():
+                go, boundary = index + 1, at
+        if buffer[boundary:cut].strip():  # the pieces after it hold whole words too: those go, as one piece
+            self.pending = [buffer[cut:]]
+            return self._hidden([*pieces[:go], buffer[boundary:cut]])
+        self.pending = pieces[go:]
+        return self._hidden(pieces[:go])
+
+    def flush(self) -> list[str]:
+        out, self.pending = self._hidden(self.pending), []
+        return out
+
+    def _hidden(self, pieces: list[str]) -> list[str]:
+        text = "".join(pieces)
+        hidden = redact(text, self.secrets, keylike=False) if text else ""
+        return [p for p in pieces if p] if hidden == text else [hidden]
+
+
+def _trailing_run(text: str) -> int:
+    """How many characters end `text` without a whitespace among them."""
+    end = len(text)
+    start = end
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    return end - start
+
+
+def _longest_form(secrets: tuple[str, ...]) -> int:
+    forms = _variants(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
+    # A Basic credential's base64 ("user:KEY") runs a little past the key's own encoding.
+    return max((len(f) for f in forms), default=0) + 64

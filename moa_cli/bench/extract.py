@@ -68,6 +68,7 @@ def fenced_blocks(answer: str) -> list[Block]:
 
 def extract_code(answer: str, entry_point: str) -> str:
     """The answer's code, as a person would copy it."""
+    answer = answer.lstrip("\ufeff")  # a byte-order mark would hide the first fence
     blocks = [b for b in fenced_blocks(answer) if b.language in PYTHON_TAGS] or fenced_blocks(answer)
     if blocks:
         defining = [b.code for b in blocks if defines(b.code, entry_point)]
@@ -118,8 +119,21 @@ def program_for(problem: dict, answer: str) -> str:
 
 
 def defines(code: str, entry_point: str) -> bool:
-    """Whether `code` defines the function itself (at its top level, however it is indented)."""
-    return re.search(rf"^(async\s+)?def\s+{re.escape(entry_point)}\s*\(", textwrap.dedent(code), re.M) is not None
+    """Whether `code` defines the function itself (at its top level, however it is indented):
+    a `def`, or module code that binds the name otherwise (`add = lambda x, y: x + y`, an alias
+    of a function with another name, a callable class) and has no top-level `return` (which
+    would make it a body)."""
+    code = textwrap.dedent(code)
+    if re.search(rf"^(async\s+)?def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+        return True
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    if any(isinstance(node, ast.Return) or isinstance(node, ast.Expr) and isinstance(node.value, (ast.Yield, ast.YieldFrom))
+           for node in tree.body):
+        return False
+    return entry_point in _defined_names(tree)
 
 
 def _helpers_from(chosen: str, others: list[str]) -> str:
@@ -155,4 +169,6 @@ def _defined_names(tree: ast.Module) -> set[str]:
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            names.add(node.target.id)
     return names

@@ -9,13 +9,14 @@ ProviderErrors.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import ModuleType
 from typing import AsyncIterator
 
 from ..errors import AuthError, ModelNotFound, ProviderError
 from ..failure import FailureKind
-from ..secrets import redact
+from ..secrets import StreamRedactor, redact
 from .base import ChatRequest, Chunk, Usage
 
 CONNECT_TIMEOUT = 10.0
@@ -77,6 +78,8 @@ class OpenAIStyleProvider:
             streaming = self.client.chat.completions.with_streaming_response
             async with streaming.create(**self._create_kwargs(request)) as response:
                 lines = _bounded_lines(response.iter_bytes(), where, self.name, request.model)
+                # The answer is a server's text too: a key it echoes, even split across events, is hidden.
+                hiding = StreamRedactor(self._secrets)
                 try:
                     async for line in lines:
                         if not line.startswith("data:"):
@@ -88,7 +91,16 @@ class OpenAIStyleProvider:
                         chunk, finished = _parse_chunk(data, where, self.name, request.model)
                         done = done or finished
                         if chunk is not None:
-                            yield chunk
+                            texts = hiding.feed(chunk.text) if chunk.text else []
+                            last = chunk.usage is not None or chunk.finish_reason is not None
+                            if last:
+                                texts += hiding.flush()
+                            for text in texts[:-1] if last else texts:
+                                yield Chunk(text)
+                            if last:
+                                yield dataclasses.replace(chunk, text=texts[-1] if texts else "")
+                    for text in hiding.flush():
+                        yield Chunk(text)
                     if done and response.headers.get("connection", "").lower() != "close":
                         async for _ in lines:  # read to the end so the connection can be reused
                             pass
