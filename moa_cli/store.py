@@ -379,7 +379,10 @@ class Store:
     def find_session(self, name_or_id: str) -> SessionInfo | None:
         """A numeric string is tried as an id first (names can't be all digits), then as a name."""
         key = str(name_or_id).strip()
-        found = self._session("WHERE s.id = ?", int(key)) if key.isdigit() else None
+        # Only an ASCII number SQLite can hold is an id: "²" is a digit to isdigit() but not to
+        # int(), and an id past 2**63 raises OverflowError in the driver; neither is a session id.
+        is_id = key.isascii() and key.isdigit() and int(key) < 2**63
+        found = self._session("WHERE s.id = ?", int(key)) if is_id else None
         return found or self._session("WHERE s.name = ?", key)
 
     @_guarded
