@@ -381,3 +381,17 @@ def test_a_fork_bomb_is_bounded_even_when_moa_bench_runs_as_root():
     run = asyncio.run(run_program(FORKS, time_limit=60))
     assert run.status == "passed", run
     assert not [g for g in sandbox._pids_root().glob(f"{sandbox.CGROUP_PREFIX}{os.getpid()}-*")]
+
+
+def test_packages_installed_under_tmp_are_importable_inside(bwrap, tmp_path):
+    """A venv (or a checkout's venv) under /tmp must be bound on top of the sandbox's private
+    /tmp, not hidden by it: CI clones into such places, and numpy went missing there."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / "moa_probe_module.py").write_text("VALUE = 42\n")
+    program = "import moa_probe_module\nassert moa_probe_module.VALUE == 42\n"
+    code = (f"import sys, asyncio\nsys.path.insert(0, {str(site)!r})\n"
+            "from moa_cli.bench.sandbox import run_program\n"
+            f"print(asyncio.run(run_program({program!r}, time_limit=60)).status)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[-1:] == ["passed"], out.stdout + out.stderr

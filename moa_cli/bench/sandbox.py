@@ -112,8 +112,10 @@ def bwrap_prefix() -> tuple[str, ...] | None:
         return None
     return (binary, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--uid", "65534", "--gid", "65534", "--die-with-parent", "--new-session",
-            *_binds(), "--proc", "/proc", "--dev", "/dev",
-            "--size", str(TMPFS_SIZE), "--tmpfs", "/tmp", "--size", str(TMPFS_SIZE), "--tmpfs", WORKDIR,
+            # /tmp's tmpfs goes first: a Python or venv installed under /tmp is then bound on top of
+            # it, not hidden by it.
+            "--size", str(TMPFS_SIZE), "--tmpfs", "/tmp",
+            *_binds(), "--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_SIZE), "--tmpfs", WORKDIR,
             "--chdir", WORKDIR, "--clearenv", *(x for k, v in CLEAN_ENV.items() for x in ("--setenv", k, v)),
             "--setenv", OWNER, str(os.getpid()))
 
