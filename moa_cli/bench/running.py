@@ -23,6 +23,19 @@ def run_loop(main) -> None:
 
     try:
         asyncio.run(main())
-    except* OSError as group:
-        error = group.exceptions[0]
+    except (OSError, BaseExceptionGroup) as raised:
+        # A write can fail inside task groups nested to any depth (the runner's, a sandbox's):
+        # look through them all, so the full disk is one line however it surfaced.
+        error = _first_os_error(raised)
+        if error is None:
+            raise
         raise OutputError(f"cannot save the results: {getattr(error, 'strerror', None) or error}") from None
+
+
+def _first_os_error(error: BaseException) -> OSError | None:
+    if isinstance(error, OSError):
+        return error
+    for inner in getattr(error, "exceptions", ()):
+        if (found := _first_os_error(inner)) is not None:
+            return found
+    return None
