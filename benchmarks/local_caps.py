@@ -41,7 +41,7 @@ def old_settings(settings):
     layers = tuple(tuple(replace(m, max_tokens=OLD_REFERENCE_TOKENS, system=OLD_BRIEF) for m in layer)
                    for layer in mix.layers)
     aggregator = replace(mix.aggregator, max_tokens=OLD_AGGREGATOR_TOKENS, system=OLD_BRIEF)
-    return replace(settings, mix=replace(mix, layers=layers, aggregator=aggregator))
+    return replace(settings, mix=replace(mix, layers=layers, aggregator=aggregator, strategy="synthesize"))
 
 
 async def one_turn(settings, sampling: dict, question: str) -> dict:
@@ -101,9 +101,10 @@ async def main(n: int) -> None:
 Setup: the built-in `local` mix in-process (TurnService, no store), on {len(prompts)} prompts of the
 built-in `chat` suite (indices {indices}), each prompt run once with the first pass's settings
 (references max {OLD_REFERENCE_TOKENS} tokens, aggregator max {OLD_AGGREGATOR_TOKENS}, system prompt {OLD_BRIEF!r}
-for every role, sampling {OLD_SAMPLING}) and once with the current ones (references max
+for every role, the `synthesize` strategy, sampling {OLD_SAMPLING}) and once with the current ones (references max
 {after.mix.layers[0][0].max_tokens} with system prompt {after.mix.layers[0][0].system!r}, aggregator max
-{after.mix.aggregator.max_tokens} with {after.mix.aggregator.system!r}, sampling {new_sampling}),
+{after.mix.aggregator.max_tokens} with {after.mix.aggregator.system!r} and the instruction after the answers
+{after.mix.strategy!r} instead of `synthesize`, sampling {new_sampling}),
 interleaved so both see the same load; no seeds in either.
 {machine()}; the machine was shared with other work while this ran, so the absolute times are noisy.
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from moa_cli.config import Overrides, resolve
 from moa_cli.config import builtin_mixes as mixes
 from moa_cli.providers.base import ChatRequest
+from moa_cli.strategies import templates
 from moa_cli.providers.local import LocalProvider
 
 
@@ -25,6 +26,8 @@ def test_each_role_of_the_local_mix_has_its_own_instruction_and_budget():
     # Room for what the model writes when told to be brief (about 140-200 tokens for a reference).
     assert 160 <= mixes.LOCAL_REFERENCE_TOKENS < mix.aggregator.max_tokens == mixes.LOCAL_AGGREGATOR_TOKENS
     assert all(m.seed is None for m in mix.models())  # each turn samples anew
+    # The aggregator's length instruction comes after the answers it reads, not only before them.
+    assert templates.is_template(mix.strategy) and mix.strategy.index("{answers}") < mix.strategy.index("sentences")
 
 
 def test_a_short_reference_answer_ends_by_itself_within_its_budget():

@@ -33,6 +33,11 @@ LOCAL_AGGREGATOR_TOKENS = 512
 # runs on to any cap up to 200.
 LOCAL_REFERENCE_BRIEF = "Reply in at most two sentences."
 LOCAL_AGGREGATOR_BRIEF = "Write one short answer of at most four sentences, then stop."
+# The aggregator's instruction comes after the answers: a 135M model follows what it read last,
+# and under the general `synthesize` instruction ("complete and well organised") it wrote to its
+# 512-token cap on long-form prompts whatever its system prompt said.
+LOCAL_SYNTHESIZE = ("Answers to the latest user message:\n{answers}\n\nUsing the best of these answers, "
+                    "reply to the user in at most four sentences, then stop.")
 
 # Each mix is exactly what a `[mixes.NAME]` table in the config file may hold. `source` says
 # where the mix comes from; `moa mixes` and `moa mixes show NAME` print it.
@@ -99,6 +104,7 @@ BUILTIN_MIXES: dict[str, dict] = {
         "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "max_tokens": LOCAL_AGGREGATOR_TOKENS,
                        "system": LOCAL_AGGREGATOR_BRIEF},
         "max_tokens": LOCAL_REFERENCE_TOKENS,
+        "strategy": LOCAL_SYNTHESIZE,
     },
 }
 
