@@ -9,7 +9,7 @@ suite's prompts, twice per prompt, interleaved so both see the same machine load
 
 Reports the median turn time and how often a reference / the aggregator stopped at max_tokens.
 
-    python benchmarks/local_caps.py [N_PROMPTS]   # default 6 prompts of the suite
+    python benchmarks/local_caps.py [N_PROMPTS] [--skip=K] [--no-write]   # default: all 6 chosen prompts
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ async def main(n: int) -> None:
     after = load_settings(Overrides(mix="local", log=False))
     before = old_settings(after)
     # Long-form prompts first (where the caps bite), then short ones (which must end by themselves).
-    prompts = [CHAT_PROMPTS[i] for i in (0, 13, 12, 7, 10, 17)][:n]
+    prompts = [CHAT_PROMPTS[i] for i in (0, 13, 12, 7, 10, 17)][SKIP:SKIP + n]
     # Warm-up: the model loads once for the process, outside any measured turn.
     await one_turn(replace(after, mix=replace(after.mix, layers=(), aggregator=after.mix.aggregator.with_(max_tokens=4))),
                    new_sampling, "Hi")
@@ -116,6 +116,8 @@ Median turn time after / before: {ratio:.2f}.
     if "--no-write" not in sys.argv:
         update_section("local-caps", body)
 
+
+SKIP = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--skip=")), 0)
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
