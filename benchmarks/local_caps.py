@@ -3,13 +3,13 @@
 Runs the built-in `local` mix in-process through TurnService on a subset of the built-in `chat`
 suite's prompts, twice per prompt, interleaved so both see the same machine load:
 
-- before: the old settings (references capped at 96 tokens, aggregator at 1024, fixed seeds, no
-  stop sequences);
-- after: the mix as built in now (its budgets, the local provider's sampling).
+- before: the first pass's settings (references capped at 128 tokens, aggregator at 512, one
+  brevity system prompt for every role, the local provider's stop sequences);
+- after: the mix as built in now (its budgets, its per-role instructions, the provider's sampling).
 
 Reports the median turn time and how often a reference / the aggregator stopped at max_tokens.
 
-    python benchmarks/local_caps.py [N_PROMPTS]   # default 6: every 5th prompt of the suite
+    python benchmarks/local_caps.py [N_PROMPTS] [--skip=K] [--no-write]   # default: all 6 chosen prompts
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ from moa_cli.config import Overrides, load_settings  # noqa: E402
 from moa_cli.providers import local  # noqa: E402
 from moa_cli.service import TurnService  # noqa: E402
 
-OLD_SAMPLING: dict = {}
-OLD_REFERENCE_TOKENS, OLD_AGGREGATOR_TOKENS = 96, 1024
-OLD_SEEDS = (1, 2, 3, 4)
+OLD_SAMPLING: dict = {"stop": ["\n\n\n", "<|im_start|>", "<|im_end|>"]}
+OLD_REFERENCE_TOKENS, OLD_AGGREGATOR_TOKENS = 128, 512
+OLD_BRIEF = "Answer briefly: a few sentences, or a short list, and then stop."
 
 
 def old_settings(settings):
     mix = settings.mix
-    layers = tuple(tuple(replace(m, max_tokens=OLD_REFERENCE_TOKENS, seed=seed, system=None)
-                         for m, seed in zip(layer, OLD_SEEDS)) for layer in mix.layers)
-    aggregator = replace(mix.aggregator, max_tokens=OLD_AGGREGATOR_TOKENS, seed=OLD_SEEDS[-1], system=None)
-    return replace(settings, mix=replace(mix, layers=layers, aggregator=aggregator))
+    layers = tuple(tuple(replace(m, max_tokens=OLD_REFERENCE_TOKENS, system=OLD_BRIEF) for m in layer)
+                   for layer in mix.layers)
+    aggregator = replace(mix.aggregator, max_tokens=OLD_AGGREGATOR_TOKENS, system=OLD_BRIEF)
+    return replace(settings, mix=replace(mix, layers=layers, aggregator=aggregator, strategy="synthesize"))
 
 
 async def one_turn(settings, sampling: dict, question: str) -> dict:
@@ -69,7 +69,8 @@ async def main(n: int) -> None:
     os.environ.pop("TOGETHER_API_KEY", None)
     after = load_settings(Overrides(mix="local", log=False))
     before = old_settings(after)
-    prompts = CHAT_PROMPTS[::5][:n]
+    # Long-form prompts first (where the caps bite), then short ones (which must end by themselves).
+    prompts = [CHAT_PROMPTS[i] for i in (0, 13, 12, 7, 10, 17)][SKIP:SKIP + n]
     # Warm-up: the model loads once for the process, outside any measured turn.
     await one_turn(replace(after, mix=replace(after.mix, layers=(), aggregator=after.mix.aggregator.with_(max_tokens=4))),
                    new_sampling, "Hi")
@@ -98,11 +99,13 @@ async def main(n: int) -> None:
     body = f"""## Issue 19: the local mix's caps (`benchmarks/local_caps.py`)
 
 Setup: the built-in `local` mix in-process (TurnService, no store), on {len(prompts)} prompts of the
-built-in `chat` suite (indices {indices}: every 5th), each prompt run once with the old settings
-(references max 96 tokens, aggregator max 1024, fixed seeds, no stop sequences) and once with
-the current ones (references max {after.mix.layers[0][0].max_tokens}, aggregator max
-{after.mix.aggregator.max_tokens}, system prompt {after.mix.aggregator.system!r}, sampling {new_sampling}),
-interleaved so both see the same load.
+built-in `chat` suite (indices {indices}), each prompt run once with the first pass's settings
+(references max {OLD_REFERENCE_TOKENS} tokens, aggregator max {OLD_AGGREGATOR_TOKENS}, system prompt {OLD_BRIEF!r}
+for every role, the `synthesize` strategy, sampling {OLD_SAMPLING}) and once with the current ones (references max
+{after.mix.layers[0][0].max_tokens} with system prompt {after.mix.layers[0][0].system!r}, aggregator max
+{after.mix.aggregator.max_tokens} with {after.mix.aggregator.system!r} and the instruction after the answers
+{after.mix.strategy!r} instead of `synthesize`, sampling {new_sampling}),
+interleaved so both see the same load; no seeds in either.
 {machine()}; the machine was shared with other work while this ran, so the absolute times are noisy.
 
 {summary}
@@ -113,6 +116,8 @@ Median turn time after / before: {ratio:.2f}.
     if "--no-write" not in sys.argv:
         update_section("local-caps", body)
 
+
+SKIP = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--skip=")), 0)
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]

