@@ -87,7 +87,7 @@ def startup() -> list[list]:
     return rows
 
 
-def end_to_end() -> list[list]:
+def end_to_end(baseline: str = "main") -> list[list]:
     replies = {p["prompt"][-300:]: f"```python\n{p['prompt']}{p['canonical_solution']}```" for p in PROBLEMS}
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Server({"*": {"replies": replies}}) as server:
@@ -96,17 +96,17 @@ def end_to_end() -> list[list]:
         (home / "config.toml").write_text(CONFIG)
         old = Path(tmp, "main")
         old.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "main", "moa_cli"], capture_output=True, check=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "moa_cli"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
         env = moa_env(server.url, str(home))
-        trees = {"this branch": ([MOA], env), "main": ([sys.executable, "-m", "moa_cli"], {**env, "PYTHONPATH": str(old)})}
+        trees = {"this tree": ([MOA], env), baseline: ([sys.executable, "-m", "moa_cli"], {**env, "PYTHONPATH": str(old)})}
         for name, (command, run_env) in trees.items():
             for concurrency in (1, 4, 16):
                 out = Path(tmp, f"out-{name.replace(' ', '-')}-{concurrency}")
                 start = time.perf_counter()
                 done = subprocess.run([*command, "bench", "humaneval", "--mix", "duo", "--limit", "164",
                                        "--concurrency", str(concurrency), "--out", str(out)],
-                                      env=run_env, cwd=old if name == "main" else tmp, capture_output=True, text=True)
+                                      env=run_env, cwd=old if name == baseline else tmp, capture_output=True, text=True)
                 wall = time.perf_counter() - start
                 report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
                 passed = [row.get("passed") for row in report.get("systems", [])]
@@ -148,4 +148,7 @@ system (mix, r1, r2).
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--end-to-end-against"]:  # only (c), against any revision: print the rows
+        print(table(["code", "--concurrency", "wall", "items/s", "exit", "passed"], end_to_end(sys.argv[2])))
+    else:
+        main()
