@@ -245,10 +245,7 @@ class Store:
                                  "make it writable once")
             return store
         except BaseException as e:
-            if conn is not None:
-                conn.close()
-            if isinstance(e, (OSError, sqlite3.Error)):
-                raise UsageError(f"cannot open session database {path}: {e}") from e
+            _opening_failed(conn, path, e)
             raise
 
     @classmethod
@@ -266,10 +263,7 @@ class Store:
             store._setup()
             return store
         except BaseException as e:
-            if conn is not None:
-                conn.close()
-            if isinstance(e, (OSError, sqlite3.Error)):
-                raise UsageError(f"cannot open session database {path}: {e}") from e
+            _opening_failed(conn, path, e)
             raise
 
     def _setup(self) -> None:
@@ -559,3 +553,12 @@ def _info(row: sqlite3.Row) -> SessionInfo:
     first = " ".join((row["first"] or "").split())
     preview = first if len(first) <= 60 else first[:59] + "…"
     return SessionInfo(row["id"], row["name"], row["created"], row["updated"], row["mix"], row["turns"], preview)
+
+
+def _opening_failed(conn, path: Path, error: BaseException) -> None:
+    """Close a connection that was opened but not handed out; a file or SQLite error becomes one
+    usage line (the caller re-raises anything else)."""
+    if conn is not None:
+        conn.close()
+    if isinstance(error, (OSError, sqlite3.Error)):
+        raise UsageError(f"cannot open session database {path}: {error}") from error
