@@ -394,8 +394,8 @@ class SandboxPool:
         self.size = max(1, size)
         self.slots = asyncio.Semaphore(self.size)
         self.idle: list[_Sandbox] = []
+        self.started = 0  # sandboxes started so far (a replaced one counts again)
         self.loop = None
-        self._token = None
 
     async def __aenter__(self) -> "SandboxPool":
         self.loop = asyncio.get_running_loop()
@@ -413,7 +413,11 @@ class SandboxPool:
         async with self.slots:
             sandbox = None
             try:
-                sandbox = self.idle.pop() if self.idle else await _Sandbox.start()
+                if self.idle:
+                    sandbox = self.idle.pop()
+                else:
+                    self.started += 1
+                    sandbox = await _Sandbox.start()
                 how, number, out = await asyncio.wait_for(sandbox.run(payload), time_limit)
             except asyncio.TimeoutError:
                 await sandbox.close()
