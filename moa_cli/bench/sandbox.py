@@ -278,7 +278,13 @@ def _payload(program: str, kind: str, time_limit: float, memory_limit: int) -> t
     nonce = secrets.token_hex(16)
     cpu = int(time_limit) + 1
     header = f"{nonce} {memory_limit} {cpu} {FILE_SIZE_LIMIT} {PROCESS_LIMIT} {kind}\n"
-    return nonce, header.encode() + "\0".join(import_paths()).encode() + b"\n" + program.encode("utf-8", "replace")
+    return nonce, header.encode() + _paths_line(tuple(sys.path)) + program.encode("utf-8", "replace")
+
+
+@lru_cache(maxsize=4)
+def _paths_line(path: tuple[str, ...]) -> bytes:
+    """import_paths() as the harness reads them, worked out once per sys.path (a realpath each)."""
+    return "\0".join(import_paths()).encode() + b"\n"
 
 
 async def _run(program: str, kind: str, time_limit: float, memory_limit: int) -> tuple[TestRun, str]:
