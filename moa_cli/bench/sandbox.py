@@ -407,10 +407,17 @@ class SandboxPool:
         self.loop = asyncio.get_running_loop()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, exc_type, *exc) -> None:
         idle, self.idle = self.idle, []
+        if exc_type is None:  # ended normally: each sandbox ends itself once its pipe closes
+            for sandbox in idle:
+                sandbox.process.stdin.close()
+            try:
+                await asyncio.wait_for(asyncio.gather(*(s.process.wait() for s in idle)), 1)
+            except asyncio.TimeoutError:
+                pass
         for sandbox in idle:
-            sandbox.kill()  # all at once, then reaped
+            sandbox.kill()  # all at once (a no-op for those already gone), then reaped
         for sandbox in idle:
             await sandbox.close()
 

@@ -185,7 +185,7 @@ def serve() -> None:
     while True:
         size = stdin.readline()
         if not size:
-            return  # moa closed the pipe: the sandbox ends with this process
+            os._exit(0)  # moa closed the pipe: the sandbox ends with this process (no teardown to wait for)
         data = stdin.read(int(size))
         arguments = parse(data)
         del data
@@ -220,7 +220,7 @@ def serve() -> None:
         stdout.write(b"%s %d %d %d\n" % (how.encode(), number, clean, len(result)) + result)
         stdout.flush()
         if not clean:
-            return  # something could not be undone: moa starts a fresh sandbox
+            os._exit(0)  # something could not be undone: moa starts a fresh sandbox
 
 
 def _entries(top: str) -> list[str]:
