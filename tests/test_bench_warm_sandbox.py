@@ -75,6 +75,14 @@ assert reached == [], reached
 """
 
 
+def test_a_program_that_leaves_a_shared_memory_segment_gets_its_sandbox_replaced(bwrap):
+    leaves = "import ctypes\nassert ctypes.CDLL(None).shmget(0, 4096, 0o1600) >= 0\n"  # IPC_PRIVATE | IPC_CREAT
+    sees_none = "assert open('/proc/sysvipc/shm').read().count('\\n') == 1\n"
+    runs, started = in_one_pool([leaves, sees_none])
+    assert [r.status for r in runs] == ["passed", "passed"], runs
+    assert started == 2
+
+
 def test_a_program_cannot_trace_or_read_the_harness_that_runs_the_next(bwrap):
     runs, _ = in_one_pool([HARNESS_OUT_OF_REACH])
     assert runs[0].status == "passed", runs[0]

@@ -215,6 +215,7 @@ def serve() -> None:
                         os.unlink(path)
                 except OSError:
                     clean = False
+        clean = clean and not _ipc_left()
         how, number = ("signal", os.WTERMSIG(status)) if os.WIFSIGNALED(status) else ("exit", os.WEXITSTATUS(status))
         # `clean` 0: this sandbox ends now, so moa sends its next program to another.
         stdout.write(b"%s %d %d %d\n" % (how.encode(), number, clean, len(result)) + result)
@@ -228,6 +229,19 @@ def _entries(top: str) -> list[str]:
         return os.listdir(top)
     except OSError:
         return []
+
+
+def _ipc_left() -> bool:
+    """Whether a System V shared memory segment, semaphore set or message queue is left in the
+    sandbox's IPC namespace (nothing removes those but their owner, so the sandbox is replaced)."""
+    for kind in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{kind}", "rb") as handle:
+                if len(handle.read(1 << 16).splitlines()) > 1:  # more than the header line
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 SIGKILL = 9  # Linux's; the signal module (and its enum) is not worth importing for it
