@@ -1,13 +1,18 @@
 """Issue 18: the cost of grading HumanEval answers under bubblewrap, against the Python guard.
 
-(a) Grading throughput: the 164 canonical solutions graded by moa_cli.bench.sandbox.grade, under
-    bwrap and under the guard, --concurrency 1, 2 and 8 (programs in flight); items/s and the
-    CPU time one grading costs (children's user + system time, over the whole pass).
+(a) Grading throughput: the 164 canonical solutions graded by moa_cli.bench.sandbox.grade at
+    --concurrency 1, 2 and 8 (programs in flight): under bwrap in warm sandboxes (as `moa bench`
+    runs them, `sandbox.sandboxes(n)`), under bwrap with a new sandbox per program (the first
+    design), and under the guard; items/s and the CPU one grading costs. CPU is read from a
+    cpuacct cgroup holding this script and everything it starts (bwrap reaps its sandboxes
+    inside their own PID namespace, so the usual child accounting never sees them); where no
+    such cgroup can be made (not root, no cgroup v1 cpuacct) it says n/a.
 (b) bwrap's start-up cost per program: `bwrap <moa's flags> /bin/true` against `/bin/true`, and
     the harness (`python -I -S`, an empty program) inside bwrap against outside; medians.
 (c) End to end: `moa bench humaneval --limit 164` with a 2-reference mix whose models answer
     every problem with its canonical solution at once (820 calls, 492 gradings), this tree
-    against `main`'s code (unpacked from git into a temporary directory) in the same run.
+    against an older revision's code (unpacked from git into a temporary directory), the two
+    interleaved run by run, median of RUNS runs each.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import asyncio
 import gzip
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,36 +39,68 @@ CONFIG = '[mixes.duo]\nlayers = [["openai:r1", "openai:r2"]]\naggregator = "open
 STARTS = 30
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+class CpuMeter:
+    """CPU seconds used by this process and everything it starts, from a cpuacct cgroup it moves
+    itself into (root and cgroup v1 only); `seconds()` is None where none could be made."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self):
+        self.group = self.ROOT / f"moa-bench-cpu-{os.getpid()}"
+        try:
+            self.group.mkdir(exist_ok=True)
+            (self.group / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            self.group = None
+
+    def seconds(self) -> float | None:
+        if self.group is None:
+            return None
+        return int((self.group / "cpuacct.usage").read_text()) / 1e9
+
+    def close(self) -> None:
+        if self.group is not None:
+            (self.ROOT / "cgroup.procs").write_text(str(os.getpid()))
+            for _ in range(50):  # the sandboxes' last processes leave it as they are reaped
+                try:
+                    self.group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
-def grading_pass(kind: str, concurrency: int) -> tuple[float, float, int]:
-    """(items/s, CPU ms per grading, passed) for the 164 canonical solutions."""
+METER = CpuMeter()
+MODES = {"bwrap, warm sandboxes": "bwrap", "bwrap, a sandbox per program": "bwrap", "guard": "guard"}
+
+
+def grading_pass(mode: str, concurrency: int) -> tuple[float, float | None, int]:
+    """(items/s, CPU ms per grading or None, passed) for the 164 canonical solutions."""
     async def run_all():
         limit = asyncio.Semaphore(concurrency)
 
         async def one(problem):
             async with limit:
-                return await sandbox.grade(problem, problem["canonical_solution"], isolation_kind=kind)
+                return await sandbox.grade(problem, problem["canonical_solution"], isolation_kind=MODES[mode])
 
+        if mode.endswith("warm sandboxes"):
+            async with sandbox.sandboxes(concurrency):
+                return await asyncio.gather(*(one(p) for p in PROBLEMS))
         return await asyncio.gather(*(one(p) for p in PROBLEMS))
 
-    cpu, start = children_cpu(), time.perf_counter()
+    cpu, start = METER.seconds(), time.perf_counter()
     runs = asyncio.run(run_all())
-    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
-    return len(PROBLEMS) / wall, cpu * 1000 / len(PROBLEMS), sum(r.passed for r in runs)
+    wall, after = time.perf_counter() - start, METER.seconds()
+    cpu_ms = None if cpu is None else (after - cpu) * 1000 / len(PROBLEMS)
+    return len(PROBLEMS) / wall, cpu_ms, sum(r.passed for r in runs)
 
 
 def throughput() -> list[list]:
     rows = []
-    for kind in ("bwrap", "guard"):
+    for mode in MODES:
         for concurrency in (1, 2, 8):
-            rate, cpu_ms, passed = grading_pass(kind, concurrency)
-            # bwrap's inner processes are reaped inside its PID namespace: RUSAGE_CHILDREN never sees them.
-            cpu = f"{cpu_ms:.1f} ms" if kind == "guard" else "n/a"
-            rows.append([kind, concurrency, f"{rate:.1f}", cpu, f"{passed}/164"])
+            rate, cpu_ms, passed = grading_pass(mode, concurrency)
+            rows.append([mode, concurrency, f"{rate:.1f}", "n/a" if cpu_ms is None else f"{cpu_ms:.1f} ms",
+                         f"{passed}/164"])
     return rows
 
 
@@ -87,61 +123,89 @@ def startup() -> list[list]:
     return rows
 
 
-def end_to_end(baseline: str = "main") -> list[list]:
+RUNS = 3
+CONCURRENCIES = (1, 4, 16, 64)
+
+
+def end_to_end(baseline: str) -> list[list]:
     replies = {p["prompt"][-300:]: f"```python\n{p['prompt']}{p['canonical_solution']}```" for p in PROBLEMS}
-    rows = []
+    walls: dict[tuple[str, int], list[float]] = {}
+    outcome: dict[tuple[str, int], tuple] = {}
     with tempfile.TemporaryDirectory() as tmp, Server({"*": {"replies": replies}}) as server:
         home = Path(tmp, "home")
         home.mkdir()
         (home / "config.toml").write_text(CONFIG)
-        old = Path(tmp, "main")
+        old = Path(tmp, "old")
         old.mkdir()
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "moa_cli"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
         env = moa_env(server.url, str(home))
-        trees = {"this tree": ([MOA], env), baseline: ([sys.executable, "-m", "moa_cli"], {**env, "PYTHONPATH": str(old)})}
-        for name, (command, run_env) in trees.items():
-            for concurrency in (1, 4, 16):
-                out = Path(tmp, f"out-{name.replace(' ', '-')}-{concurrency}")
-                start = time.perf_counter()
-                done = subprocess.run([*command, "bench", "humaneval", "--mix", "duo", "--limit", "164",
-                                       "--concurrency", str(concurrency), "--out", str(out)],
-                                      env=run_env, cwd=old if name == baseline else tmp, capture_output=True, text=True)
-                wall = time.perf_counter() - start
-                report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
-                passed = [row.get("passed") for row in report.get("systems", [])]
-                rows.append([name, concurrency, f"{wall:.1f} s", f"{164 / wall:.1f}", done.returncode, passed])
+        trees = {"this tree": ([MOA], env, tmp), baseline: ([sys.executable, "-m", "moa_cli"], {**env, "PYTHONPATH": str(old)}, old)}
+        for run in range(RUNS):
+            for concurrency in CONCURRENCIES:
+                for name, (command, run_env, cwd) in trees.items():  # interleaved: both see the same load
+                    out = Path(tmp, f"out-{run}-{concurrency}-{name.replace(' ', '-')}")
+                    start = time.perf_counter()
+                    done = subprocess.run([*command, "bench", "humaneval", "--mix", "duo", "--limit", "164",
+                                           "--concurrency", str(concurrency), "--out", str(out)],
+                                          env=run_env, cwd=cwd, capture_output=True, text=True)
+                    walls.setdefault((name, concurrency), []).append(time.perf_counter() - start)
+                    report = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else {}
+                    outcome[(name, concurrency)] = (done.returncode, [row.get("passed") for row in report.get("systems", [])])
+    rows = []
+    for name in trees:
+        for concurrency in CONCURRENCIES:
+            wall = median(walls[(name, concurrency)])
+            old_wall = median(walls[(baseline, concurrency)])
+            rows.append([name, concurrency, f"{wall:.1f} s", f"{164 / wall:.1f}", f"{old_wall / wall:.2f}x",
+                         *outcome[(name, concurrency)]])
     return rows
 
 
+E2E_HEADER = ["code", "--concurrency", "wall (median)", "items/s", "vs the old code", "exit", "passed"]
+
+
+BEFORE = "7a0e7c3"  # the tree before issue 18's work: the old Python guard, a process per program
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
+    loads = [load()]
     g_rows = throughput()
     s_rows = startup()
-    e_rows = end_to_end()
+    loads.append(load())
+    e_rows = end_to_end(BEFORE)
+    loads.append(load())
+    METER.close()
     body = f"""## Issue 18: grading under bubblewrap (`benchmarks/bench_grading.py`)
 
-Setup: {machine()}. The 2 cores were shared with other developers' work (test suites and
-benchmarks of up to 8 people, load average around 15 during these runs), so absolute figures
-are noisy and low; compare rows measured in the same run.
+Setup: {machine()}. Load averages (1/5/15 min) at the start, after (a)-(b) and at the end:
+{", ".join(loads)}.
 
 (a) Grading the 164 canonical HumanEval solutions (each one `prompt + completion + test +
-check()` in its own sandbox), all 164 in flight through a semaphore of `--concurrency`.
-CPU per grading: the children's user + system time over the pass, divided by 164 (guard only:
-under bwrap the programs are reaped inside its PID namespace, out of this process's accounting).
+check()`), all 164 in flight through a semaphore of `--concurrency`. "warm sandboxes" is how
+`moa bench` grades: `--concurrency` warm bubblewrap sandboxes, each program in a fresh fork of the
+harness inside one, the sandbox made as new after it. "a sandbox per program" starts bwrap and
+a Python for every program (the first bubblewrap design). CPU per grading: everything this
+script and its children used during the pass (a cpuacct cgroup), divided by 164.
 
 {table(["isolation", "--concurrency", "items/s", "CPU per grading", "passed"], g_rows)}
 
 (b) bwrap's start-up cost per program (median of {STARTS}): user, PID, network, IPC, UTS and
-mount namespaces, read-only binds, a new /proc, two tmpfs.
+mount namespaces, read-only binds, a new /proc, three tmpfs.
 
 {table(["program", "bare", "under bwrap", "bwrap's cost"], s_rows)}
 
 (c) End to end: `moa bench humaneval --limit 164 --mix duo` (2 references + aggregator, every
-model answering instantly with the canonical solution: 820 calls, 492 gradings), whole process
-wall time, this branch against `main`'s code in the same run (one run each). `passed` is per
-system (mix, r1, r2).
+model answering instantly with the canonical solution, streamed a word per chunk: 820 calls,
+492 gradings), whole-process wall time, this tree against the tree before issue 18
+({BEFORE}), interleaved run by run, median of {RUNS} runs each. `passed` is per system (mix,
+r1, r2).
 
-{table(["code", "--concurrency", "wall", "items/s", "exit", "passed"], e_rows)}
+{table(E2E_HEADER, e_rows)}
 """
     print(body)
     update_section("grading", body)
@@ -149,6 +213,7 @@ system (mix, r1, r2).
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--end-to-end-against"]:  # only (c), against any revision: print the rows
-        print(table(["code", "--concurrency", "wall", "items/s", "exit", "passed"], end_to_end(sys.argv[2])))
+        print(table(E2E_HEADER, end_to_end(sys.argv[2])))
+        METER.close()
     else:
         main()

@@ -18,6 +18,7 @@ The public pieces other frontends build on (a mix search, for one):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 from collections import deque
@@ -33,6 +34,9 @@ from ..service import TurnOutcome, TurnService
 from . import judge as judging
 from .predictions import RunFiles
 from .suites import Item, Suite
+
+
+SANDBOXES = os.cpu_count() or 1  # graded programs in flight
 
 
 @dataclass(frozen=True)
@@ -140,10 +144,7 @@ class Runner:
         self.budget = CallBudget(concurrency)
         self.problems = {item.id: item.problem for item in items}  # what grading an answer needs
         _register_secrets(systems[0].settings)
-        # Programs in flight: two per core, as a sandboxed run spends much of its time starting
-        # (namespaces, mounts, exec) rather than computing (benchmarks/bench_grading.py: 8 in flight
-        # grade about twice as fast as 2 on 2 cores).
-        self.sandboxes = asyncio.Semaphore(2 * (os.cpu_count() or 1))
+        self.sandboxes = asyncio.Semaphore(SANDBOXES)  # programs in flight (see grading())
         self.isolation = None  # sandbox.Isolation, once probed
         self._group: asyncio.TaskGroup | None = None
 
@@ -155,21 +156,36 @@ class Runner:
     async def run(self) -> None:
         """Answer every pending item, grade every answer not yet graded, then judge. One task
         group holds it all: a failure or a cancellation stops every part at once."""
-        if self.suite.graded:
-            from .sandbox import guard_notice, isolation
-
-            self.isolation = await isolation()
-            if self.isolation.kind != "bwrap":
-                self.notice(guard_notice(self.isolation))
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            for record in list(self.files.predictions.values()):  # saved before a crash, never graded
-                self._grade_later(record)
-            for system, item in self.pending():
-                group.create_task(self._answer(system, item))
-        self._group = None
+        async with self.grading():
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for record in list(self.files.predictions.values()):  # saved before a crash, never graded
+                    self._grade_later(record)
+                for system, item in self.pending():
+                    group.create_task(self._answer(system, item))
+            self._group = None
         if self.judge is not None:
             await self.judge_all()
+
+    @contextlib.asynccontextmanager
+    async def grading(self):
+        """For a graded suite: probe the sandbox (a notice when it falls back to the guard), and
+        keep warm sandboxes for the block's gradings."""
+        if not self.suite.graded:
+            yield
+            return
+        from .sandbox import guard_notice, isolation, sandboxes
+
+        self.isolation = await isolation()
+        if self.isolation.kind != "bwrap":
+            self.notice(guard_notice(self.isolation))
+            # The guard starts a process per program, time spent mostly waiting on the start:
+            # two per core keep the cores busy (benchmarks/bench_grading.py).
+            self.sandboxes = asyncio.Semaphore(2 * SANDBOXES)
+        # Under bubblewrap each program runs in a warm sandbox: a grading is then CPU work, not
+        # start-up, and one per core is enough.
+        async with sandboxes(SANDBOXES):
+            yield
 
     async def _answer(self, system: System, item: Item) -> None:
         outcome = await self._turn(system, item.instruction)

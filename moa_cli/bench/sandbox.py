@@ -11,6 +11,12 @@ Where bwrap is missing or the kernel refuses it, the same harness runs behind th
 guard (sandbox_child.guard), which is NOT a security sandbox; `isolation()` says which, and the
 report says it too.
 
+Starting a sandbox costs far more than a HumanEval test takes to run, so inside
+`async with sandboxes(n)` (what a bench run holds) programs run in n warm ones: each runs one
+program at a time, each in a fresh fork of its harness, and is made as new between programs:
+every process the program left is killed and the writable directories are emptied
+(sandbox_child.serve). A sandbox that timed out, died or could not be made clean is replaced.
+
 A program passes only when the harness sends the run's random nonce after check() returned
 (see sandbox_child.py); its exit status counts for nothing.
 """
@@ -18,6 +24,8 @@ A program passes only when the harness sends the run's random nonce after check(
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import itertools
 import os
 import secrets
@@ -115,7 +123,10 @@ def bwrap_prefix() -> tuple[str, ...] | None:
             # /tmp's tmpfs goes first: a Python or venv installed under /tmp is then bound on top of
             # it, not hidden by it.
             "--size", str(TMPFS_SIZE), "--tmpfs", "/tmp",
-            *_binds(), "--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_SIZE), "--tmpfs", WORKDIR,
+            *_binds(), "--proc", "/proc", "--dev", "/dev",
+            # /dev/shm (multiprocessing's locks live there) bounded like the rest; /dev itself read-only.
+            "--size", str(TMPFS_SIZE), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--size", str(TMPFS_SIZE), "--tmpfs", WORKDIR,
             "--chdir", WORKDIR, "--clearenv", *(x for k, v in CLEAN_ENV.items() for x in ("--setenv", k, v)),
             "--setenv", OWNER, str(os.getpid()))
 
@@ -255,55 +266,204 @@ def guard_notice(chosen: Isolation) -> str:
 
 async def run_program(program: str, *, time_limit: float = TIME_LIMIT, memory_limit: int = MEMORY_LIMIT,
                       isolation_kind: str | None = None) -> TestRun:
-    """Run `program` isolated (bwrap, else the guard; or as `isolation_kind` says) and say how it ended."""
+    """Run `program` isolated (bwrap, else the guard; or as `isolation_kind` says) and say how it ended.
+    Inside `async with sandboxes(n):` a bwrap program runs in one of n warm sandboxes; else in a
+    sandbox of its own."""
     kind = isolation_kind or (await isolation()).kind
     run, _ = await _run(program, kind, time_limit, memory_limit)
     return run
 
 
-async def _run(program: str, kind: str, time_limit: float, memory_limit: int) -> tuple[TestRun, str]:
+def _payload(program: str, kind: str, time_limit: float, memory_limit: int) -> tuple[str, bytes]:
     nonce = secrets.token_hex(16)
     cpu = int(time_limit) + 1
     header = f"{nonce} {memory_limit} {cpu} {FILE_SIZE_LIMIT} {PROCESS_LIMIT} {kind}\n"
-    payload = header.encode() + "\0".join(import_paths()).encode() + b"\n" + program.encode("utf-8", "replace")
-    command = (_python(), "-I", "-S", "-B", "-c", _harness_source())
-    directory = None
+    return nonce, header.encode() + _paths_line(tuple(sys.path)) + program.encode("utf-8", "replace")
+
+
+@lru_cache(maxsize=4)
+def _paths_line(path: tuple[str, ...]) -> bytes:
+    """import_paths() as the harness reads them, worked out once per sys.path (a realpath each)."""
+    return "\0".join(import_paths()).encode() + b"\n"
+
+
+async def _run(program: str, kind: str, time_limit: float, memory_limit: int) -> tuple[TestRun, str]:
     if kind == "bwrap":
-        command, cwd, env = (*bwrap_prefix(), *command), None, {}
-    else:
-        directory = tempfile.mkdtemp(prefix="moa-sandbox-")
-        cwd, env = directory, {**CLEAN_ENV, "HOME": directory, "TMPDIR": directory}
+        pool = _active_pool.get()
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            return await pool.run(program, time_limit, memory_limit)
+        async with SandboxPool(1) as pool:
+            return await pool.run(program, time_limit, memory_limit)
+    nonce, payload = _payload(program, kind, time_limit, memory_limit)
+    directory = tempfile.mkdtemp(prefix="moa-sandbox-")
+    command = (_python(), "-I", "-S", "-B", "-c", _harness_source())
+    env = {**CLEAN_ENV, "HOME": directory, "TMPDIR": directory}
     group = _new_pids_cgroup()
     try:
-        process = await _spawn(command, cwd, env, group)
+        process = await _spawn(command, directory, env, group)
         timed_out = False
         try:
             out, err = await asyncio.wait_for(_exchange(process, payload), time_limit)
         except asyncio.TimeoutError:
             timed_out, out, err = True, b"", b""
         finally:
-            _kill(process)  # bwrap's PID namespace (or the guard's group) goes with it
+            _kill(process)  # the guard's process group goes with it
             await process.wait()
     finally:
         _remove_cgroup(group)
-        if directory:
-            shutil.rmtree(directory, ignore_errors=True)
-    error = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        shutil.rmtree(directory, ignore_errors=True)
+    error = _last_line(err)
     if timed_out:
-        return TestRun("timeout", f"killed after {time_limit:g}s", kind), error[0]
-    if nonce.encode() in out:
-        return TestRun("passed", "", kind), ""
-    text = out.decode("utf-8", "replace")
-    if not text and error[0].startswith("bwrap:"):  # the sandbox itself did not start (say, no PIDs left)
-        return TestRun("error", f"the sandbox did not start: {error[0][:DETAIL_BYTES]}", kind), error[0]
-    if text.startswith("failed: "):
-        return TestRun("failed", text[len("failed: "):][:DETAIL_BYTES], kind), error[0]
+        return TestRun("timeout", f"killed after {time_limit:g}s", kind), error
     code = process.returncode
-    signum = -code if code < 0 else code - 128 if kind == "bwrap" and code > 128 else 0
-    if signum in (signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGSEGV):
-        return TestRun("killed", f"killed by {signal.Signals(signum).name} (a memory, file-size or CPU limit)",
-                       kind), error[0]
-    return TestRun("failed", "the program ended before its tests completed (no pass signal)", kind), error[0]
+    return _verdict(nonce, out, kind, signal_number=-code if code < 0 else 0), error
+
+
+def _last_line(err: bytes) -> str:
+    return (err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""])[0]
+
+
+def _verdict(nonce: str, out: bytes, kind: str, signal_number: int) -> TestRun:
+    """How a program ended, from what it wrote to its result pipe and the signal that ended it."""
+    if nonce.encode() in out:
+        return TestRun("passed", "", kind)
+    text = out.decode("utf-8", "replace")
+    if text.startswith("failed: "):
+        return TestRun("failed", text[len("failed: "):][:DETAIL_BYTES], kind)
+    if signal_number in (signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGSEGV):
+        return TestRun("killed", f"killed by {signal.Signals(signal_number).name} (a memory, file-size or CPU limit)",
+                       kind)
+    return TestRun("failed", "the program ended before its tests completed (no pass signal)", kind)
+
+
+# ------------------------------------------------------------------------- warm sandboxes (bwrap)
+
+# The pool of warm sandboxes of the running `async with sandboxes(n)` block (see the docstring).
+_active_pool: contextvars.ContextVar["SandboxPool | None"] = contextvars.ContextVar("moa_sandbox_pool", default=None)
+
+
+class SandboxGone(Exception):
+    """A warm sandbox ended while it ran a program (the program killed it, or bwrap failed)."""
+
+
+class _Sandbox:
+    def __init__(self, process, group: Path | None):
+        self.process, self.group = process, group
+        self.reusable = False  # True once it said it is clean after a program
+
+    @classmethod
+    async def start(cls) -> "_Sandbox":
+        group = _new_pids_cgroup()
+        try:
+            command = (*bwrap_prefix(), _python(), "-I", "-S", "-B", "-c", _harness_source(), "serve")
+            return cls(await _spawn(command, None, {}, group), group)
+        except BaseException:
+            _remove_cgroup(group)
+            raise
+
+    async def run(self, payload: bytes) -> tuple[str, int, bytes]:
+        """Send one program; (exit|signal, number, what it wrote to its result pipe)."""
+        try:
+            self.process.stdin.write(b"%d\n" % len(payload) + payload)
+            await self.process.stdin.drain()
+            how, number, clean, size = (await self.process.stdout.readline()).split()
+            if int(size) > READ_LIMIT:
+                raise ValueError("a result larger than the harness sends")
+            out = await self.process.stdout.readexactly(int(size))
+        except (ValueError, OSError, asyncio.IncompleteReadError) as error:
+            raise SandboxGone(await self._why()) from error
+        self.reusable = clean == b"1"
+        return how.decode(), int(number), out
+
+    async def _why(self) -> str:
+        self.kill()
+        await self.process.wait()
+        try:
+            err = await asyncio.wait_for(self.process.stderr.read(READ_LIMIT), 1)
+        except (asyncio.TimeoutError, OSError):
+            err = b""
+        return _last_line(err)
+
+    def kill(self) -> None:
+        _kill(self.process)
+
+    async def close(self) -> None:
+        self.kill()
+        await self.process.wait()
+        _remove_cgroup(self.group)
+
+
+class SandboxPool:
+    """At most `size` warm bwrap sandboxes, each running one program at a time."""
+
+    def __init__(self, size: int):
+        self.size = max(1, size)
+        self.slots = asyncio.Semaphore(self.size)
+        self.idle: list[_Sandbox] = []
+        self.started = 0  # sandboxes started so far (a replaced one counts again)
+        self.loop = None
+
+    async def __aenter__(self) -> "SandboxPool":
+        self.loop = asyncio.get_running_loop()
+        return self
+
+    async def __aexit__(self, exc_type, *exc) -> None:
+        idle, self.idle = self.idle, []
+        if exc_type is None:  # ended normally: each sandbox ends itself once its pipe closes
+            for sandbox in idle:
+                sandbox.process.stdin.close()
+            try:
+                await asyncio.wait_for(asyncio.gather(*(s.process.wait() for s in idle)), 1)
+            except asyncio.TimeoutError:
+                pass
+        for sandbox in idle:
+            sandbox.kill()  # all at once (a no-op for those already gone), then reaped
+        for sandbox in idle:
+            await sandbox.close()
+
+    async def run(self, program: str, time_limit: float, memory_limit: int) -> tuple[TestRun, str]:
+        nonce, payload = _payload(program, "bwrap", time_limit, memory_limit)
+        async with self.slots:
+            sandbox = None
+            try:
+                if self.idle:
+                    sandbox = self.idle.pop()
+                else:
+                    self.started += 1
+                    sandbox = await _Sandbox.start()
+                how, number, out = await asyncio.wait_for(sandbox.run(payload), time_limit)
+            except asyncio.TimeoutError:
+                await sandbox.close()
+                return TestRun("timeout", f"killed after {time_limit:g}s", "bwrap"), ""
+            except SandboxGone as gone:
+                await sandbox.close()
+                error = str(gone)
+                if error.startswith("bwrap:"):  # the sandbox itself did not start (say, no PIDs left)
+                    return TestRun("error", f"the sandbox did not start: {error[:DETAIL_BYTES]}", "bwrap"), error
+                return TestRun("failed", "the program ended its sandbox before its tests completed (no pass signal)",
+                               "bwrap"), error
+            except BaseException:  # cancelled mid-program: its state is unknown
+                if sandbox is not None:
+                    sandbox.kill()
+                    await asyncio.shield(sandbox.close())
+                raise
+            if sandbox.reusable and sandbox.process.returncode is None:
+                self.idle.append(sandbox)
+            else:
+                await sandbox.close()
+        return _verdict(nonce, out, "bwrap", signal_number=number if how == "signal" else 0), ""
+
+
+@contextlib.asynccontextmanager
+async def sandboxes(size: int):
+    """`async with sandboxes(n):` every bwrap program run inside the block, in this task and the
+    tasks it starts, runs in one of `n` warm sandboxes; all of them are gone when the block ends."""
+    async with SandboxPool(size) as pool:
+        token = _active_pool.set(pool)
+        try:
+            yield pool
+        finally:
+            _active_pool.reset(token)
 
 
 async def _spawn(command, cwd, env, group: Path | None = None):

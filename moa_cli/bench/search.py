@@ -219,19 +219,14 @@ class SearchRunner(Runner):
                 done.set_result(None)
                 digest = hashlib.sha256(answer["output"].encode("utf-8", "surrogatepass")).hexdigest()
                 self._graded.setdefault((item, digest), (generator, done))
-        if self.suite.graded:  # bench's sandbox probe: bubblewrap, or the guard (and a notice)
-            from .sandbox import guard_notice, isolation
-
-            self.isolation = await isolation()
-            if self.isolation.kind != "bwrap":
-                self.notice(guard_notice(self.isolation))
-        async with asyncio.TaskGroup() as group:  # grading tasks join it (Runner._grade_later)
-            self._group = group
-            for record in list(self.files.predictions.values()):  # saved before a crash, never graded
-                self._grade_later(record)
-            for item in self.items:
-                group.create_task(self._item(item))
-        self._group = None
+        async with self.grading():
+            async with asyncio.TaskGroup() as group:  # grading tasks join it (Runner._grade_later)
+                self._group = group
+                for record in list(self.files.predictions.values()):  # saved before a crash, never graded
+                    self._grade_later(record)
+                for item in self.items:
+                    group.create_task(self._item(item))
+            self._group = None
 
     async def _grade(self, record: dict) -> None:
         """Grade each distinct answer to an item once: many configurations give the very same
