@@ -122,3 +122,16 @@ if _SPAWN_LOG:
         yield
         with open(Path(_SPAWN_LOG) / f"{os.getpid()}.tsv", "a", encoding="utf-8") as log:
             log.write(f"{item.nodeid}\t{_spawned[0] - before}\n")
+
+
+@pytest.fixture(scope="session")
+def bwrap():
+    """bench's sandbox probe: bubblewrap's Isolation, or the test is skipped where it cannot run."""
+    import asyncio
+
+    from moa_cli.bench.sandbox import isolation
+
+    chosen = asyncio.run(isolation())
+    if chosen.kind != "bwrap":
+        pytest.skip(f"bubblewrap cannot run here: {chosen.reason}")
+    return chosen

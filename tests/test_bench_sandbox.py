@@ -17,19 +17,11 @@ from pathlib import Path
 import pytest
 
 from conftest import moa_command, wait_for
-from moa_cli.bench.sandbox import Isolation, grade, isolation, run_program
+from moa_cli.bench.sandbox import grade, run_program
 from moa_cli.bench.suites import humaneval_data_file
 
 PROBLEMS = {p["task_id"]: p for p in map(json.loads, gzip.open(humaneval_data_file(), "rt", encoding="utf-8"))}
 ADD = PROBLEMS["HumanEval/53"]  # def add(x: int, y: int)
-
-
-@pytest.fixture(scope="module")
-def bwrap() -> Isolation:
-    chosen = asyncio.run(isolation())
-    if chosen.kind != "bwrap":
-        pytest.skip(f"bubblewrap cannot run here: {chosen.reason}")
-    return chosen
 
 
 def wrong_add(trick: str) -> str:

