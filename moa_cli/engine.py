@@ -460,7 +460,8 @@ class Engine:
                         result.first_token = self._now()
                     result.text += chunk.text
                     result.chunks += 1
-                    self.emit(CallDelta(call, chunk.text))
+                    if self._listeners:  # no event built when nobody listens (bench, a turn answered whole)
+                        self.emit(CallDelta(call, chunk.text))
                 if chunk.usage is not None:
                     result.usage = chunk.usage
                 if chunk.finish_reason:
