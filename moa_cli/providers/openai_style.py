@@ -23,6 +23,7 @@ CONNECT_TIMEOUT = 10.0
 # The longest server-sent-event line accepted from a server, in bytes: a longer one (a hostile
 # or broken server sending one endless line) fails the call instead of filling the memory.
 MAX_LINE = 1024 * 1024
+_JSON = json.JSONDecoder()
 
 
 class OpenAIStyleProvider:
@@ -188,7 +189,11 @@ def _error(where: str, detail: str, kind: FailureKind, cls: type[ProviderError] 
 def _parse_event(data: str, where: str, provider: str, model: str) -> tuple[str, str | None, Usage | None]:
     """One `data:` payload -> (its text, its finish_reason, its usage), each maybe empty."""
     try:
-        payload = json.loads(data)
+        # `data` is stripped: json.loads would only scan for whitespace around the value, twice
+        # an event, and find none. Anything after the value is an error, as json.loads says.
+        payload, end = _JSON.raw_decode(data)
+        if end != len(data):
+            raise ValueError("extra data after the event's value")
     except ValueError:
         raise _error(where, f"the server sent a malformed stream event ({_short(data, 80)})", FailureKind.INTERNAL,
                      provider=provider, model=model, retryable=True) from None
@@ -225,8 +230,9 @@ async def _data_lines(chunks: AsyncIterator[bytes], where: str, provider: str, m
             if pending:
                 pending += chunk
                 chunk = bytes(pending)
-            *lines, rest = chunk.split(b"\n")
-            pending = bytearray(rest)
+                pending.clear()
+            lines = chunk.split(b"\n")
+            pending += lines.pop()  # what follows the last newline: the next line's start
             for line in lines:
                 if line.startswith(b"data:"):
                     yield line.rstrip(b"\r")[5:].decode("utf-8", "replace").strip()
