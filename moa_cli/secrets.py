@@ -17,7 +17,7 @@ from typing import NamedTuple
 # Every secret this process holds (API keys, expanded `${VAR}` header values), registered when it
 # is read, so that every message is scrubbed of all of them, whichever path it took.
 _SECRETS: set[str] = set()
-_GENERATION = 0  # bumped whenever _SECRETS grows: what is derived from it is for one state of it
+_GENERATION = 0  # bumped by every register_secrets: what is derived from _SECRETS is for one state of it
 _KEYLIKE = None
 _BASE64 = "[A-Za-z0-9+/_-]"  # a character of either base64 alphabet
 _BASE64_RUN = None
