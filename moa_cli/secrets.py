@@ -200,8 +200,9 @@ class StreamRedactor:
 
     def _forms(self) -> _Forms:
         """The forms to hide, derived again only when a secret has been registered since."""
-        if self._generation != _GENERATION:
-            self._known, self._generation = _known(self.secrets), _GENERATION
+        generation = _GENERATION  # read first: a secret registered meanwhile is picked up next time
+        if self._generation != generation:
+            self._known, self._generation = _known(self.secrets), generation
         return self._known
 
     def feed(self, text: str) -> list[str]:
