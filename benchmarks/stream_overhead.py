@@ -93,6 +93,9 @@ def worker(url: str, pythonpath: str | None) -> dict:
 def main() -> None:
     against = sys.argv[sys.argv.index("--against") + 1] if "--against" in sys.argv else "main"
     reply = reply_text()
+    load_before = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", against], capture_output=True,
+                            text=True, check=True).stdout.strip()
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp, Server({"*": {"reply": reply}}) as server:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", against, "moa_cli"], capture_output=True, check=True)
@@ -119,11 +122,12 @@ Setup: {TURNS} turns of a 2-reference mix plus an aggregator ({results['this tre
 in-process through `TurnService` (store=None, no listeners, the API key registered as a secret:
 as `moa bench` runs them) against the fake server in its own process streaming one word per
 event with no delay. CPU is the moa process's own (`time.process_time()`), after a warm-up turn;
-median of {ROUNDS} runs of each tree, interleaved. {machine()}, shared with other developers' work.
+median of {ROUNDS} runs of each tree, interleaved. {machine()}, shared with other developers' work
+(load average {load_before} before the run).
 
 {result}
 
-`{against}` / this tree, CPU per chunk: **{ratio:.2f}x**.
+`{against}` (then {commit}) / this tree, CPU per chunk: **{ratio:.2f}x**.
 """)
 
 
