@@ -56,6 +56,45 @@ class _Deadline:
         self.at = at
 
 
+class _IdleWatch:
+    """Expires `timeout` once `idle` seconds have passed with no progress.
+
+    Progress only records its time (`seen`): one timer, due when the silence would end if
+    nothing more came, looks when it fires whether something did, and then waits for the new
+    end instead. Rescheduling the timeout itself for every chunk cancelled and scheduled a timer
+    per chunk, a large share of the event loop's time when answers stream fast."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: asyncio.Timeout, idle: float):
+        self._loop, self._timeout, self._idle = loop, timeout, idle
+        self._last = loop.time()
+        self._armed_from: float | None = None  # the progress time the pending timer was set from
+        self._handle: asyncio.TimerHandle | None = None
+
+    def seen(self, now: float) -> None:
+        self._last = now
+        if self._handle is None:
+            self._arm()
+
+    def pause(self) -> None:
+        """No idle clock (the call waits in line) until the next `seen`."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    stop = pause
+
+    def _arm(self) -> None:
+        self._armed_from = self._last
+        self._handle = self._loop.call_at(self._last + self._idle, self._check)
+
+    def _check(self) -> None:
+        self._handle = None
+        if self._last == self._armed_from:  # nothing since: the silence lasted `idle` seconds
+            self._timeout.reschedule(self._last + self._idle)  # in the past: expires at once
+        else:
+            self._arm()
+
+
 class _NullLimit:
     async def __aenter__(self):
         return None
@@ -364,7 +403,8 @@ class Engine:
         call = result.call
         loop = asyncio.get_running_loop()
         total = asyncio.timeout_at(clock.at)
-        quiet = asyncio.timeout(None)  # armed below, pushed back by every chunk of output
+        quiet = asyncio.timeout(None)  # expired by `watch`, whose clock every chunk of output resets
+        watch: _IdleWatch | None = None
         queued_since: float | None = None
 
         def progressed(chunk: Chunk) -> None:
@@ -377,19 +417,23 @@ class Engine:
                 if queued_since is None:
                     queued_since = now
                 total.reschedule(None)
-                quiet.reschedule(None)
+                watch.pause()
                 self._activity.pop(call, None)  # not yet had its chance: never cut as stalled
                 return
             if queued_since is not None:
                 clock.at += now - queued_since
                 queued_since = None
                 total.reschedule(clock.at)
-            quiet.reschedule(now + idle)
+            watch.seen(now)
 
         try:
             async with total, self.pool.limit(provider_name) or _NullLimit(), quiet:
-                quiet.reschedule(loop.time() + idle)
-                await self._read_stream(result, provider, request, progressed)
+                watch = _IdleWatch(loop, quiet, idle)
+                watch.seen(loop.time())
+                try:
+                    await self._read_stream(result, provider, request, progressed)
+                finally:
+                    watch.stop()  # before `quiet` is left: a timeout that has exited cannot be moved
         except TimeoutError:
             if total.expired():
                 detail = f"no complete answer within the {limit:g}s deadline (--deadline)"
@@ -416,7 +460,8 @@ class Engine:
                         result.first_token = self._now()
                     result.text += chunk.text
                     result.chunks += 1
-                    self.emit(CallDelta(call, chunk.text))
+                    if self._listeners:  # no event built when nobody listens (bench, a turn answered whole)
+                        self.emit(CallDelta(call, chunk.text))
                 if chunk.usage is not None:
                     result.usage = chunk.usage
                 if chunk.finish_reason:

@@ -12,11 +12,14 @@ of hostile text cost milliseconds. Callers still cut text to what can reach an o
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 # Every secret this process holds (API keys, expanded `${VAR}` header values), registered when it
 # is read, so that every message is scrubbed of all of them, whichever path it took.
 _SECRETS: set[str] = set()
+_GENERATION = 0  # bumped by every register_secrets: what is derived from _SECRETS is for one state of it
 _KEYLIKE = None
+_BASE64 = "[A-Za-z0-9+/_-]"  # a character of either base64 alphabet
 _BASE64_RUN = None
 # A fragment of a secret this long is as good as the secret: a message cut short (or a server
 # echoing part of the key) must not show it either.
@@ -28,11 +31,14 @@ BLOCK = FRAGMENT // 2
 
 def register_secrets(*values: str | None) -> None:
     """Remember secrets so that `redact` removes them, in any encoding, from every message."""
+    global _GENERATION
     for value in values:
         if value and len(value.strip()) >= 4:
             _SECRETS.add(value)
             _SECRETS.add(value.strip())
+    _GENERATION += 1
     _variants.cache_clear()
+    _forms_of.cache_clear()
 
 
 def redact(text: str, secrets: tuple[str, ...] = (), keylike: bool = True) -> str:
@@ -40,20 +46,50 @@ def redact(text: str, secrets: tuple[str, ...] = (), keylike: bool = True) -> st
     base64 inside a longer credential such as HTTP Basic's `user:KEY`, and any long fragment of
     them) and, unless `keylike` is False (a model's answer, where `key_value_pairs` is code),
     anything shaped like an API key from a message."""
+    return _redacted(str(text), _known(secrets), keylike)
+
+
+class _Forms(NamedTuple):
+    """What redaction looks for, derived once per set of secrets."""
+
+    forms: tuple[str, ...]  # every secret in every encoding (`_variants`)
+    raw: tuple[bytes, ...]  # every secret's bytes, looked for inside decoded base64
+    longest: int  # the longest form's length, plus what a Basic credential adds around it
+    # Matches wherever anything could be hidden: a run of the forms' characters as long as the
+    # shortest thing `_spans` finds, or a base64 run. Text it does not match is left as it is,
+    # so most text (a streamed word) costs one regex search instead of every form's scans.
+    screen: "re.Pattern[str] | None"
+
+
+def _known(secrets: tuple[str, ...]) -> _Forms:
+    return _forms_of(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
+
+
+@functools.lru_cache(maxsize=8)
+def _forms_of(names: tuple[str, ...]) -> _Forms:
     global _KEYLIKE, _BASE64_RUN
     import re
 
     if _KEYLIKE is None:
         _KEYLIKE = re.compile(r"\b(sk|tgp|gsk|key)[-_][A-Za-z0-9_\-*.]{8,}")
-        _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
-    text = str(text)
-    forms = _variants(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
-    if forms:
-        text = _hide(text, _spans(text, forms))
-        raw = _variants_raw(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
+        _BASE64_RUN = re.compile(_BASE64 + "{16,}={0,2}")
+    forms = _variants(names)
+    # `_spans` finds whole forms shorter than FRAGMENT and FRAGMENT-long runs of longer ones:
+    # either is a run, this long at least, of characters that occur in the forms.
+    shortest = min([FRAGMENT, *(len(f) for f in forms)])
+    chars = "".join(re.escape(c) for c in sorted({c for f in forms for c in f}))
+    screen = re.compile(f"[{chars}]{{{shortest}}}|{_BASE64}{{16}}") if forms else None
+    # A Basic credential's base64 ("user:KEY") runs a little past the key's own encoding.
+    longest = max((len(f) for f in forms), default=0) + 64
+    return _Forms(forms, _variants_raw(names), longest, screen)
+
+
+def _redacted(text: str, known: _Forms, keylike: bool) -> str:
+    if known.forms and known.screen.search(text):
+        text = _hide(text, _spans(text, known.forms))
         # A secret base64-encoded after a prefix ("api:KEY" in `Authorization: Basic ...`) is
         # shifted in the encoding: decode each base64-looking run and look inside.
-        text = _BASE64_RUN.sub(lambda m: "***" if _encodes_secret(m.group(0), raw) else m.group(0), text)
+        text = _BASE64_RUN.sub(lambda m: "***" if _encodes_secret(m.group(0), known.raw) else m.group(0), text)
     return _KEYLIKE.sub("***", text) if keylike else text
 
 
@@ -159,6 +195,15 @@ class StreamRedactor:
     def __init__(self, secrets: tuple[str, ...] = ()):
         self.secrets = secrets
         self.pending: list[str] = []
+        self._known: _Forms | None = None
+        self._generation = -1  # of the registry `_known` was derived from
+
+    def _forms(self) -> _Forms:
+        """The forms to hide, derived again only when a secret has been registered since."""
+        generation = _GENERATION  # read first: a secret registered meanwhile is picked up next time
+        if self._generation != generation:
+            self._known, self._generation = _known(self.secrets), generation
+        return self._known
 
     def feed(self, text: str) -> list[str]:
         """The pieces that may go out now (maybe none)."""
@@ -167,11 +212,12 @@ class StreamRedactor:
             self.pending = []
             return [p for p in pieces if p]
         buffer = "".join(pieces)
-        run, longest = _trailing_run(buffer), _longest_form(self.secrets)
+        known = self._forms()
+        run, longest = _trailing_run(buffer), known.longest
         if run > longest:
             # A run longer than any secret form (minified code, a long token): all but the
             # longest form's length may go, redacted as a whole first.
-            buffer = redact(buffer, self.secrets, keylike=False)
+            buffer = _redacted(buffer, known, keylike=False)
             self.pending = [buffer[len(buffer) - longest:]]
             return [buffer[:len(buffer) - longest]]
         cut = len(buffer) - run
@@ -196,7 +242,7 @@ class StreamRedactor:
 
     def _hidden(self, pieces: list[str]) -> list[str]:
         text = "".join(pieces)
-        hidden = redact(text, self.secrets, keylike=False) if text else ""
+        hidden = _redacted(text, self._forms(), keylike=False) if text else ""
         return [p for p in pieces if p] if hidden == text else [hidden]
 
 
@@ -208,8 +254,3 @@ def _trailing_run(text: str) -> int:
         start -= 1
     return end - start
 
-
-def _longest_form(secrets: tuple[str, ...]) -> int:
-    forms = _variants(tuple(sorted({*_SECRETS, *(s for s in secrets if s and len(s) >= 4)})))
-    # A Basic credential's base64 ("user:KEY") runs a little past the key's own encoding.
-    return max((len(f) for f in forms), default=0) + 64

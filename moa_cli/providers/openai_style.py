@@ -9,7 +9,7 @@ ProviderErrors.
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 from types import ModuleType
 from typing import AsyncIterator
@@ -23,6 +23,7 @@ CONNECT_TIMEOUT = 10.0
 # The longest server-sent-event line accepted from a server, in bytes: a longer one (a hostile
 # or broken server sending one endless line) fails the call instead of filling the memory.
 MAX_LINE = 1024 * 1024
+_JSON = json.JSONDecoder()
 
 
 class OpenAIStyleProvider:
@@ -77,28 +78,27 @@ class OpenAIStyleProvider:
         try:
             streaming = self.client.chat.completions.with_streaming_response
             async with streaming.create(**self._create_kwargs(request)) as response:
-                lines = _bounded_lines(response.iter_bytes(), where, self.name, request.model)
+                lines = _data_lines(response.iter_bytes(), where, self.name, request.model)
                 # The answer is a server's text too: a key it echoes, even split across events, is hidden.
                 hiding = StreamRedactor(self._secrets)
                 try:
-                    async for line in lines:
-                        if not line.startswith("data:"):
-                            continue  # blank separators, comments and `event:` lines
-                        data = line[5:].strip()
+                    async for data in lines:
                         if data == "[DONE]":
                             done = True
                             break
-                        chunk, finished = _parse_chunk(data, where, self.name, request.model)
-                        done = done or finished
-                        if chunk is not None:
-                            texts = hiding.feed(chunk.text) if chunk.text else []
-                            last = chunk.usage is not None or chunk.finish_reason is not None
-                            if last:
-                                texts += hiding.flush()
-                            for text in texts[:-1] if last else texts:
-                                yield Chunk(text)
-                            if last:
-                                yield dataclasses.replace(chunk, text=texts[-1] if texts else "")
+                        text, reason, usage = _parse_event(data, where, self.name, request.model)
+                        if reason is not None:
+                            done = True
+                        elif usage is None:  # the usual event: a piece of the answer, or nothing
+                            if text:
+                                for piece in hiding.feed(text):
+                                    yield Chunk(piece)
+                            continue
+                        # The last event (a finish_reason or usage) carries what the redactor held back.
+                        texts = [*(hiding.feed(text) if text else ()), *hiding.flush()]
+                        for piece in texts[:-1]:
+                            yield Chunk(piece)
+                        yield Chunk(texts[-1] if texts else "", usage, finish_reason=reason)
                     for text in hiding.flush():
                         yield Chunk(text)
                     if done and response.headers.get("connection", "").lower() != "close":
@@ -186,17 +186,19 @@ def _error(where: str, detail: str, kind: FailureKind, cls: type[ProviderError] 
     return cls(f"{where}: {detail}", detail=detail, kind=kind, **kwargs)
 
 
-def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chunk | None, bool]:
-    """One `data:` payload -> (Chunk or None, whether it carried a finish_reason)."""
-    import json
-
+def _parse_event(data: str, where: str, provider: str, model: str) -> tuple[str, str | None, Usage | None]:
+    """One `data:` payload -> (its text, its finish_reason, its usage), each maybe empty."""
     try:
-        payload = json.loads(data)
+        # `data` is stripped: json.loads would only scan for whitespace around the value, twice
+        # an event, and find none. Anything after the value is an error, as json.loads says.
+        payload, end = _JSON.raw_decode(data)
+        if end != len(data):
+            raise ValueError("extra data after the event's value")
     except ValueError:
         raise _error(where, f"the server sent a malformed stream event ({_short(data, 80)})", FailureKind.INTERNAL,
                      provider=provider, model=model, retryable=True) from None
     if not isinstance(payload, dict):
-        return None, False
+        return "", None, None
     error = payload.get("error")
     if error:
         message = error.get("message") if isinstance(error, dict) else str(error)
@@ -210,30 +212,35 @@ def _parse_chunk(data: str, where: str, provider: str, model: str) -> tuple[Chun
         text = text if isinstance(text, str) else ""
         reason = choices[0].get("finish_reason")
         reason = redact(str(reason)[:40]) if reason is not None else None  # a server's text: may hold a key
-    finished = reason is not None
     usage = payload.get("usage")
     if isinstance(usage, dict):
-        usage = Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
-        return Chunk(text, usage, finish_reason=reason), finished
-    return (Chunk(text, finish_reason=reason) if text or reason else None), finished
+        return text, reason, Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+    return text, reason, None
 
 
-async def _bounded_lines(chunks: AsyncIterator[bytes], where: str, provider: str, model: str) -> AsyncIterator[str]:
-    """The lines of a byte stream, each at most MAX_LINE bytes (a ProviderError past that)."""
-    buffer = bytearray()
+async def _data_lines(chunks: AsyncIterator[bytes], where: str, provider: str, model: str) -> AsyncIterator[str]:
+    """The `data:` payloads of a server-sent-event byte stream, stripped; blank separators,
+    comments and `event:` lines are skipped. A line may be at most MAX_LINE bytes: a longer
+    unfinished one is a ProviderError."""
+    pending = bytearray()  # an unfinished line: it grows, in place, until its newline comes
     async for chunk in chunks:
-        searched = len(buffer)
-        buffer += chunk
-        start = 0
-        while (end := buffer.find(b"\n", max(start, searched))) >= 0:
-            yield bytes(buffer[start:end]).rstrip(b"\r").decode("utf-8", "replace")
-            start = searched = end + 1
-        del buffer[:start]
-        if len(buffer) > MAX_LINE:
+        if b"\n" not in chunk:
+            pending += chunk
+        else:
+            if pending:
+                pending += chunk
+                chunk = bytes(pending)
+                pending.clear()
+            lines = chunk.split(b"\n")
+            pending += lines.pop()  # what follows the last newline: the next line's start
+            for line in lines:
+                if line.startswith(b"data:"):
+                    yield line.rstrip(b"\r")[5:].decode("utf-8", "replace").strip()
+        if len(pending) > MAX_LINE:
             raise _error(where, f"the server sent a stream line longer than {MAX_LINE} bytes", FailureKind.INTERNAL,
                          provider=provider, model=model)
-    if buffer:
-        yield bytes(buffer).rstrip(b"\r").decode("utf-8", "replace")
+    if pending.startswith(b"data:"):
+        yield bytes(pending).rstrip(b"\r")[5:].decode("utf-8", "replace").strip()
 
 
 MAX_COUNT = 10**12  # more tokens than any call uses; anything above is a server's nonsense
