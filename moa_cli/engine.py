@@ -445,7 +445,8 @@ class Engine:
             raise
 
     async def _read_stream(self, result: CallResult, provider: Provider, request: ChatRequest, progressed) -> None:
-        """Read one stream into `result`. Providers yield chunks only for output (text, usage), so
+        """Read one stream into `result`. Providers yield chunks only for output (text, usage; an
+        empty text is output held back, say by the stream redactor), so
         keep-alive comments and empty events never call `progressed`."""
         call = result.call
         self._activity[call] = time.monotonic()

@@ -107,7 +107,9 @@ def _variants(secrets: tuple[str, ...]) -> tuple[str, ...]:
         forms.update({
             secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
             secret.encode("unicode_escape").decode("ascii"), repr(raw)[2:-1],
-            quote(secret, safe=""), quote_plus(secret), quote(secret, safe="").lower(),
+            # URL-quoted from the bytes: a lone surrogate (an env value read from undecodable
+            # bytes) has no UTF-8 form of its own, and quote() of the str would raise.
+            quote(raw, safe=""), quote_plus(raw), quote(raw, safe="").lower(),
             base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("="),
             raw.hex(), raw.hex().upper(),  # a server dumping the header bytes it was sent
         })

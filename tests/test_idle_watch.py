@@ -35,3 +35,14 @@ def test_silence_after_output_is_cut_by_the_idle_limit(server):
     assert not outcome.ok
     assert [f.kind for f in outcome.failures] == [FailureKind.IDLE]
     assert outcome.turn.aggregate.chunks > 5  # it had streamed before it fell silent
+
+
+def test_output_without_whitespace_counts_as_output_while_the_redactor_holds_it(server):
+    # Pieces of one unbroken run of text (minified code, a long token): the stream redactor
+    # holds them back until the run is longer than any secret, but the model is not silent.
+    unbroken = 'data: {"choices":[{"delta":{"content":"x"}}]}\n\n'
+    server.script("unbroken", raw=[unbroken] * 30, raw_delay=0.05,
+                  raw_forever='data: {"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+    outcome = alone(server, "unbroken", timeout=0.4, deadline=10.0)
+    assert outcome.ok, outcome.failures
+    assert outcome.turn.final == "x" * 31

@@ -90,3 +90,15 @@ def test_a_secret_registered_during_a_stream_is_hidden_in_what_follows():
     register_secrets(late)
     out = [*hiding.feed(f" came: {late[:20]}"), *hiding.feed(f"{late[20:]} after"), *hiding.flush()]
     assert "".join(out) == "key came: *** after"
+
+
+def test_a_secret_with_a_lone_surrogate_is_registered_and_hidden():
+    # An environment value read from bytes that are not UTF-8 holds lone surrogates.
+    key = secrets.token_hex(10) + "\udcff" + secrets.token_hex(6)
+    register_secrets(key)
+    raw = key.encode("utf-8", "surrogatepass")
+    assert key not in redact(f"echo {key} back")
+    assert quote(raw, safe="") not in redact(f"url ?k={quote(raw, safe='')}")
+    redactor = StreamRedactor()
+    out = "".join([*redactor.feed("said " + key[:9]), *redactor.feed(key[9:] + " ok"), *redactor.flush()])
+    assert key not in out and out.startswith("said ") and out.endswith(" ok")

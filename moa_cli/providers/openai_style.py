@@ -91,8 +91,13 @@ class OpenAIStyleProvider:
                             done = True
                         elif usage is None:  # the usual event: a piece of the answer, or nothing
                             if text:
-                                for piece in hiding.feed(text):
+                                pieces = hiding.feed(text)
+                                for piece in pieces:
                                     yield Chunk(piece)
+                                if not pieces:
+                                    # Held back by the redactor (an unbroken run of text): still
+                                    # output, so the engine's idle clock hears of it.
+                                    yield Chunk("")
                             continue
                         # The last event (a finish_reason or usage) carries what the redactor held back.
                         texts = [*(hiding.feed(text) if text else ()), *hiding.flush()]
