@@ -367,13 +367,14 @@ class _Sandbox:
             self.process.stdin.write(b"%d\n" % len(payload) + payload)
             await self.process.stdin.drain()
             how, number, clean, size = (await self.process.stdout.readline()).split()
-            if int(size) > READ_LIMIT:
-                raise ValueError("a result larger than the harness sends")
-            out = await self.process.stdout.readexactly(int(size))
+            how, number, size = how.decode("ascii"), int(number), int(size)
+            if how not in ("exit", "signal") or not 0 <= size <= READ_LIMIT:
+                raise ValueError("not a frame the harness sends")
+            out = await self.process.stdout.readexactly(size)
         except (ValueError, OSError, asyncio.IncompleteReadError) as error:
             raise SandboxGone(await self._why()) from error
         self.reusable = clean == b"1"
-        return how.decode(), int(number), out
+        return how, number, out
 
     async def _why(self) -> str:
         self.kill()

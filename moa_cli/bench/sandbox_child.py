@@ -164,7 +164,7 @@ def main() -> None:
 # ------------------------------------------------------------------ a warm sandbox (bubblewrap)
 
 RESULT_LIMIT = 1 << 16  # bytes of a program's result read back at most
-SCRATCH = ("/sandbox", "/tmp", "/dev/shm")  # what a program may write; emptied after each one
+SCRATCH = ("/sandbox", "/tmp", "/dev/shm")  # what a program may write; restored after each one
 
 
 def serve() -> None:
@@ -174,13 +174,17 @@ def serve() -> None:
     Frame in: b"<length>\\n" + parse()'s payload. Frame out: b"<exit|signal> <number> <clean> <length>\\n" +
     what the program wrote to its result pipe. Between programs the sandbox is made as new: every
     process the program left is killed (kill(-1) reaches every process of the sandbox's one user
-    but this one and the namespace's init), and the writable directories are emptied. This process
+    but this one and the namespace's init), and what it added to the writable directories is removed
+(what bwrap put there, the binds of a venv under /tmp say, must be as it was). This process
     is not dumpable, so no program can ptrace it or read or write its memory; a program that kills
     it only ends the sandbox, and moa starts another."""
     import ctypes
 
     ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0
     me = os.getpid()
+    # What the writable directories hold before any program: the directories bwrap made to mount
+    # the import paths on (a venv under /tmp is bound inside the sandbox's /tmp), and the mounts.
+    scratch = _scratch_state()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         size = stdin.readline()
@@ -203,18 +207,7 @@ def serve() -> None:
         while len(result) < RESULT_LIMIT and (chunk := os.read(read_end, RESULT_LIMIT - len(result))):
             result += chunk  # every writer is dead now: EOF comes
         os.close(read_end)
-        for top in SCRATCH:
-            for entry in _entries(top):
-                path = os.path.join(top, entry)
-                try:
-                    if os.path.isdir(path) and not os.path.islink(path):
-                        import shutil  # only now: its imports cost more than a whole test
-
-                        shutil.rmtree(path)
-                    else:
-                        os.unlink(path)
-                except OSError:
-                    clean = False
+        clean = _restore(scratch) and clean
         clean = clean and not _ipc_left()
         how, number = ("signal", os.WTERMSIG(status)) if os.WIFSIGNALED(status) else ("exit", os.WEXITSTATUS(status))
         # `clean` 0: this sandbox ends now, so moa sends its next program to another.
@@ -222,6 +215,52 @@ def serve() -> None:
         stdout.flush()
         if not clean:
             os._exit(0)  # something could not be undone: moa starts a fresh sandbox
+
+
+def _scratch_state() -> dict[str, tuple[int, int, int]]:
+    """{path: (mode, device, inode)} of everything in the writable directories, not looking into
+    other file systems (the read-only binds mounted in them)."""
+    state = {}
+    for top in SCRATCH:
+        try:
+            info = os.lstat(top)
+        except OSError:
+            continue
+        device, state[top] = info.st_dev, (info.st_mode, info.st_dev, info.st_ino)
+        todo = [top]
+        while todo:
+            directory = todo.pop()
+            for entry in _entries(directory):
+                path = os.path.join(directory, entry)
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue
+                state[path] = (info.st_mode, info.st_dev, info.st_ino)
+                if info.st_dev == device and (info.st_mode & 0o170000) == 0o040000:  # a directory of this tmpfs
+                    todo.append(path)
+    return state
+
+
+def _restore(before: dict[str, tuple[int, int, int]]) -> bool:
+    """Remove what a program added to the writable directories; True when they are as `before`
+    (False when something could not be removed, or what was there was moved, changed or removed:
+    then the sandbox is replaced)."""
+    now = _scratch_state()
+    clean = True
+    for path in sorted(now.keys() - before.keys(), key=len):  # parents first: a subtree goes at once
+        if not os.path.lexists(path):
+            continue  # inside a directory removed already
+        try:
+            if (now[path][0] & 0o170000) == 0o040000:
+                import shutil  # only now: its imports cost more than a whole test
+
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except OSError:
+            clean = False
+    return clean and all(now.get(path) == state for path, state in before.items())
 
 
 def _entries(top: str) -> list[str]:
