@@ -50,7 +50,7 @@ def test_queued_samples_under_cpu_hogs_give_no_warning_and_drop_no_reference(moa
         # --timeout 20: the third sample waits for two whole answers, which under load can take
         # longer; waiting in line must not count as silence (nor against its deadline). A model
         # that has its turn and then stalls that long is a real failure, and rare.
-        run = TerminalRun(["ask", "--reference-max-tokens", "32", "--max-tokens", "32", "--timeout", "20",
+        run = TerminalRun(["ask", "--reference-max-tokens", "12", "--max-tokens", "12", "--timeout", "20",
                            "Name three primary colours."], _env(moa_env), rows=40, cols=120)
         code = run.run()
     finally:
@@ -59,7 +59,7 @@ def test_queued_samples_under_cpu_hogs_give_no_warning_and_drop_no_reference(moa
             hog.wait()
     shown = run.raw.decode("utf-8", "replace")
     assert code == 0, shown[-2000:]
-    # No retry, no timeout, no dropped reference: the only warning a 32-token cap may earn is
+    # No retry, no timeout, no dropped reference: the only warning a 12-token cap may earn is
     # the aggregator's truncation.
     warnings = [w for w in re.findall(r"warning: ([^\r\n]*)", shown) if "truncated" not in w]
     assert not warnings, warnings

@@ -166,3 +166,14 @@ def test_loading_and_generating_print_nothing():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""
+
+
+def test_llama_threads_leave_out_the_cores_other_work_keeps_busy():
+    from moa_cli.providers.local import default_threads
+
+    assert default_threads(available=2, load=0.1, cpus=2) == 2  # a quiet machine: every core
+    assert default_threads(available=2, load=1.0, cpus=2) == 1  # one core busy elsewhere
+    assert default_threads(available=2, load=9.0, cpus=2) == 1  # never none
+    assert default_threads(available=16, load=0.0, cpus=16) == 8  # capped
+    assert default_threads(available=2, load=40.0, cpus=64) == 1  # a busy host's load, scaled to our 2 CPUs
+    assert default_threads(available=4, load=4.0, cpus=64) == 4  # the host's load is not all on our CPUs
