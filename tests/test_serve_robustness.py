@@ -12,7 +12,7 @@ import threading
 import httpx
 import pytest
 
-from serving import moa_serve, wait_for  # noqa: F401 - a fixture
+from serving import MIX_CONFIG, moa_serve, wait_for  # noqa: F401 - a fixture
 
 QUESTION = [{"role": "user", "content": "what is MoA?"}]
 
@@ -81,6 +81,14 @@ def test_a_body_over_the_limit_is_413(moa_serve, server):
                           headers={"Content-Type": "application/json"})
     assert_openai_error(response, 413)
     assert post(running, {"model": "moa", "messages": QUESTION}).status_code == 200
+
+
+def test_every_call_timing_out_is_504_not_502(moa_serve, server):
+    for model in ("r1", "r2", "agg"):
+        server.script(model, hang=True)  # headers, then silence
+    running = moa_serve(config=MIX_CONFIG.replace("retries = 0", "retries = 0\ntimeout = 0.5\ndeadline = 2"))
+    error = assert_openai_error(post(running, {"model": "moa", "messages": QUESTION}), 504)
+    assert error["code"] == "all_providers_failed"
 
 
 def test_every_provider_failing_is_502_and_never_shows_the_key(moa_serve, server, tmp_path):

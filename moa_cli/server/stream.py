@@ -13,6 +13,7 @@ from typing import AsyncIterator, Callable
 
 from ..secrets import redact
 from ..events import Call, CallDelta, CallFinished, CallRestarted, CallResult, CallStarted, Notice, TurnResult
+from ..failure import FailureKind
 from ..service import TurnOutcome
 from ..strategies import Role
 from . import protocol
@@ -167,9 +168,16 @@ def usage_of(turn: TurnResult) -> dict:
 MAX_ERROR = 2000  # characters of an upstream error passed on: enough to say what went wrong
 
 
+# Failures that mean "no answer in time": when every failure that decided the turn is one of
+# these, the gateway timed out (504), and a client may well try again; else the upstreams failed (502).
+TIMED_OUT = frozenset({FailureKind.TIMEOUT, FailureKind.IDLE, FailureKind.DEADLINE})
+
+
 def failure(outcome: TurnOutcome) -> protocol.ApiError:
     message = _excerpt(outcome.error.message if outcome.error else "the turn failed")
-    return protocol.ApiError(502, message, kind="upstream_error", code="all_providers_failed")
+    kinds = {f.kind for f in outcome.failures}
+    status = 504 if kinds and kinds <= TIMED_OUT else 502
+    return protocol.ApiError(status, message, kind="upstream_error", code="all_providers_failed")
 
 
 def _excerpt(text: str, limit: int = MAX_ERROR) -> str:
