@@ -124,6 +124,15 @@ if _SPAWN_LOG:
             log.write(f"{item.nodeid}\t{_spawned[0] - before}\n")
 
 
+@pytest.fixture
+def home(moa_env, request):
+    """MOA_HOME holding the test module's CONFIG as its config.toml."""
+    path = Path(moa_env["MOA_HOME"])
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.toml").write_text(request.module.CONFIG)
+    return path
+
+
 @pytest.fixture(scope="session")
 def bwrap():
     """bench's sandbox probe: bubblewrap's Isolation, or the test is skipped where it cannot run."""

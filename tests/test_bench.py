@@ -10,8 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import moa_command
 
 # HumanEval/0..3: right and wrong answers, in the shapes models use.
@@ -34,14 +32,6 @@ CONFIG = """
 layers = [["openai:r1", "openai:r2"]]
 aggregator = "openai:agg"
 """
-
-
-@pytest.fixture
-def home(moa_env):
-    path = Path(moa_env["MOA_HOME"])
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.toml").write_text(CONFIG)
-    return path
 
 
 def script_humaneval(server, agg_right, r1_right, r2_right=()):

@@ -7,7 +7,6 @@ import json
 import resource
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ aggregator = "openai:agg"
 """
 RIGHT_0 = ("```python\ndef has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold "
            "for i, a in enumerate(numbers) for b in numbers[i + 1:])\n```")
-
-
-@pytest.fixture
-def home(moa_env):
-    path = Path(moa_env["MOA_HOME"])
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.toml").write_text(CONFIG)
-    return path
 
 
 def command(*args: str) -> list[str]:

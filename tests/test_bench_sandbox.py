@@ -215,14 +215,6 @@ def _alive(pids: set[int]) -> set[int]:
     return alive
 
 
-@pytest.fixture
-def home(moa_env):
-    path = Path(moa_env["MOA_HOME"])
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.toml").write_text(CONFIG)
-    return path
-
-
 def _start(moa_env, tmp_path, *args):
     command = [*moa_command(), "bench", "humaneval", "--mix", "trio",
                "--out", str(tmp_path / "run"), *args]

@@ -14,9 +14,6 @@ import subprocess
 import sys
 import time
 import tomllib
-from pathlib import Path
-
-import pytest
 
 from conftest import MOA
 from test_bench import RIGHT, WRONG
@@ -39,14 +36,6 @@ output = 3.0
 """
 POOL = "openai:a,openai:b,openai:c"
 AB_C = "openai:a,openai:b → openai:c"
-
-
-@pytest.fixture
-def home(moa_env):
-    path = Path(moa_env["MOA_HOME"])
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.toml").write_text(CONFIG)
-    return path
 
 
 def script_pool(server, delay: float = 0.0):
