@@ -247,18 +247,26 @@ def test_no_graded_program_is_left_after_kill_9(bwrap, moa_env, server, home, tm
     wait_for(lambda: not _alive(tree), "the graded programs to be gone", timeout=20)
 
 
+def _signal_mid_grading(process, signum: int, ready=lambda: True, what: str = "") -> tuple[set[int], str]:
+    """Once `ready()` and two graded programs are running, send `signum` to moa bench and wait for
+    it to end: (the processes it had started, what it said on stderr)."""
+    try:
+        wait_for(lambda: ready() and len(_graded_programs(process)) >= 2,
+                 f"{what + ', ' if what else ''}two graded programs running", timeout=60)
+        tree = _descendants(process.pid)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    return tree, stderr
+
+
 def test_ctrl_c_during_grading_exits_130_with_nothing_left(bwrap, moa_env, server, home, tmp_path):
     server.script("*", reply=SLOW_ANSWER)
     process = _start(moa_env, tmp_path, "--limit", "1")
     predictions = tmp_path / "run" / "predictions.jsonl"
-    try:
-        wait_for(lambda: predictions.exists() and len(predictions.read_bytes().splitlines()) == 3
-                 and len(_graded_programs(process)) >= 2, "every answer saved, two graded programs running", timeout=60)
-        tree = _descendants(process.pid)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
+    tree, stderr = _signal_mid_grading(process, signal.SIGINT, lambda: predictions.exists()
+                                       and len(predictions.read_bytes().splitlines()) == 3, "every answer saved")
     assert process.returncode == 130, stderr
     assert "internal error" not in stderr and "Traceback" not in stderr
     said = [line for line in stderr.splitlines() if line.startswith("moa:")]  # the rest is the progress display
@@ -271,13 +279,7 @@ def test_ctrl_c_during_grading_exits_130_with_nothing_left(bwrap, moa_env, serve
 def test_sigterm_during_grading_exits_143_with_nothing_left(bwrap, moa_env, server, home, tmp_path):
     server.script("*", reply=SLOW_ANSWER)
     process = _start(moa_env, tmp_path, "--limit", "1")
-    try:
-        wait_for(lambda: len(_graded_programs(process)) >= 2, "two graded programs running", timeout=60)
-        tree = _descendants(process.pid)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
+    tree, stderr = _signal_mid_grading(process, signal.SIGTERM)
     assert process.returncode == 143, stderr
     assert "internal error" not in stderr and "Traceback" not in stderr
     wait_for(lambda: not _alive(tree), "the graded programs to be gone", timeout=20)
