@@ -180,7 +180,8 @@ def serve() -> None:
     it only ends the sandbox, and moa starts another."""
     import ctypes
 
-    ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0
+    libc = ctypes.CDLL(None)
+    libc.prctl(4, 0)  # PR_SET_DUMPABLE 0
     me = os.getpid()
     # What the writable directories hold before any program: the directories bwrap made to mount
     # the import paths on (a venv under /tmp is bound inside the sandbox's /tmp), and the mounts.
@@ -197,7 +198,7 @@ def serve() -> None:
         child = os.fork()
         if child == 0:
             os.close(read_end)
-            ctypes.CDLL(None).prctl(4, 1)  # the program's own process is as dumpable as anywhere
+            libc.prctl(4, 1)  # the program's own process is as dumpable as anywhere
             execute(*arguments, write_end)
         os.close(write_end)
         del arguments
