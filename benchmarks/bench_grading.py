@@ -70,19 +70,23 @@ class CpuMeter:
 
 
 METER = CpuMeter()
-MODES = {"bwrap, warm sandboxes": "bwrap", "bwrap, a sandbox per program": "bwrap", "guard": "guard"}
+# name -> (isolation, whether the programs run in warm sandboxes)
+MODES = {"bwrap, warm sandboxes": ("bwrap", True), "bwrap, a sandbox per program": ("bwrap", False),
+         "guard": ("guard", False)}
 
 
 def grading_pass(mode: str, concurrency: int) -> tuple[float, float | None, int]:
     """(items/s, CPU ms per grading or None, passed) for the 164 canonical solutions."""
+    kind, warm = MODES[mode]
+
     async def run_all():
         limit = asyncio.Semaphore(concurrency)
 
         async def one(problem):
             async with limit:
-                return await sandbox.grade(problem, problem["canonical_solution"], isolation_kind=MODES[mode])
+                return await sandbox.grade(problem, problem["canonical_solution"], isolation_kind=kind)
 
-        if mode.endswith("warm sandboxes"):
+        if warm:
             async with sandbox.sandboxes(concurrency):
                 return await asyncio.gather(*(one(p) for p in PROBLEMS))
         return await asyncio.gather(*(one(p) for p in PROBLEMS))

@@ -446,8 +446,8 @@ class Engine:
 
     async def _read_stream(self, result: CallResult, provider: Provider, request: ChatRequest, progressed) -> None:
         """Read one stream into `result`. Providers yield chunks only for output (text, usage; an
-        empty text is output held back, say by the stream redactor), so
-        keep-alive comments and empty events never call `progressed`."""
+        empty text is output held back, say by the stream redactor), so keep-alive comments and
+        empty events never call `progressed`."""
         call = result.call
         self._activity[call] = time.monotonic()
         stream = provider.stream(request)

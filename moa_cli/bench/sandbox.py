@@ -14,8 +14,8 @@ report says it too.
 Starting a sandbox costs far more than a HumanEval test takes to run, so inside
 `async with sandboxes(n)` (what a bench run holds) programs run in n warm ones: each runs one
 program at a time, each in a fresh fork of its harness, and is made as new between programs:
-every process the program left is killed and the writable directories are emptied
-(sandbox_child.serve). A sandbox that timed out, died or could not be made clean is replaced.
+every process the program left is killed and what it added to the writable directories is
+removed (sandbox_child.serve). A sandbox that timed out, died or could not be made clean is replaced.
 
 A program passes only when the harness sends the run's random nonce after check() returned
 (see sandbox_child.py); its exit status counts for nothing.
@@ -282,8 +282,9 @@ def _payload(program: str, kind: str, time_limit: float, memory_limit: int) -> t
 
 
 @lru_cache(maxsize=4)
-def _paths_line(path: tuple[str, ...]) -> bytes:
-    """import_paths() as the harness reads them, worked out once per sys.path (a realpath each)."""
+def _paths_line(sys_path: tuple[str, ...]) -> bytes:
+    """import_paths() as the harness reads them, worked out once per `sys_path` (the cache's key:
+    a realpath each entry is not worth doing for every program)."""
     return "\0".join(import_paths()).encode() + b"\n"
 
 
