@@ -17,16 +17,7 @@ import pytest
 pytest.importorskip("mcp")
 
 from conftest import moa_command, wait_for  # noqa: E402
-
-CONFIG = """
-[defaults]
-mix = "t"
-retries = 0
-
-[mixes.t]
-references = ["openai:r1", "openai:r2"]
-aggregator = "openai:agg"
-"""
+from serving import MIX_CONFIG as CONFIG  # noqa: E402 - the same two-reference mix serve's tests use
 
 
 def test_a_hostile_client_gets_one_clean_reply_per_request_and_the_server_keeps_serving(moa_env, server, tmp_path):
