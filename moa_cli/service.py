@@ -50,13 +50,15 @@ class TurnOutcome:
         return self.status == "ok"
 
 
-def open_pool(settings: Settings, *, eager: bool = True) -> ProviderPool:
+def open_pool(settings: Settings, *, eager: bool = True, many_calls: bool = False) -> ProviderPool:
     """Providers for the mix, built now so a missing key fails before any call starts
-    (`eager=False`: each built when first used, for a pool that serves many mixes)."""
+    (`eager=False`: each built when first used, for a pool that serves many mixes;
+    `many_calls`: for a process that makes many calls, see build_provider)."""
     stored = keystore.load_keys()
 
     def factory(name: str):
-        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models)
+        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models,
+                              many_calls=many_calls)
 
     pool = ProviderPool(factory, settings.options.concurrency)
     for name in sorted(settings.mix.providers()) if eager else ():

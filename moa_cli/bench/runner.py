@@ -338,7 +338,8 @@ def open_shared_pool(systems: list[System], extra: list[System] = (), concurrenc
     stored = keystore.load_keys()
 
     def factory(name: str):
-        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models)
+        return build_provider(settings.providers[name], settings.provider_env, stored, settings.local_models,
+                              many_calls=True)
 
     pool = BenchPool(factory, settings.options.concurrency, concurrency or 1 << 20)
     for system in [*systems, *extra]:

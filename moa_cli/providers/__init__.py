@@ -104,8 +104,11 @@ def env_key(spec: ProviderSpec, env: Mapping[str, str]) -> str | None:
 
 def build_provider(
     spec: ProviderSpec, env: Mapping[str, str] | None = None, stored_keys: Mapping[str, str] | None = None,
-    local_models: Mapping[str, str] | None = None,
+    local_models: Mapping[str, str] | None = None, many_calls: bool = False,
 ) -> Provider:
+    """The provider `spec` describes, with its key. `many_calls`: this process will make many
+    calls over it (bench, serve), so an HTTP client that is slower to load but cheaper per call
+    is worth it (openai_style.http_client)."""
     env = os.environ if env is None else env
     key = find_key(spec, env, stored_keys or {})
     if spec.kind == "local":
@@ -133,7 +136,7 @@ def build_provider(
     if spec.kind == "together":
         from .together_sdk import TogetherProvider
 
-        return TogetherProvider(spec.name, key, base_url, headers)
+        return TogetherProvider(spec.name, key, base_url, headers, many_calls)
     from .openai_compat import OpenAICompatProvider
 
-    return OpenAICompatProvider(spec.name, key or "not-needed", base_url, headers)
+    return OpenAICompatProvider(spec.name, key or "not-needed", base_url, headers, many_calls)

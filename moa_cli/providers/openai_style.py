@@ -26,6 +26,21 @@ MAX_LINE = 1024 * 1024
 _JSON = json.JSONDecoder()
 
 
+def http_client(sdk: ModuleType, many_calls: bool):
+    """The HTTP client to give the SDK's async client: None (the SDK's own, over httpx) unless
+    this process makes many calls (`moa bench`, `moa serve`), where it is the SDK's aiohttp client
+    if that is installed. aiohttp parses HTTP in C: a streamed answer costs about a third less
+    CPU end to end (BENCHMARKS.md, grading), which over hundreds of calls is worth its import,
+    about 0.09 s, that a single `moa ask` would only pay for."""
+    make = getattr(sdk, "DefaultAioHttpClient", None) if many_calls else None
+    if make is None:
+        return None
+    try:
+        return make()
+    except (ImportError, RuntimeError):  # the SDK's aiohttp extra is not installed
+        return None
+
+
 class OpenAIStyleProvider:
     """A provider over an SDK module (`openai` or `together`) and one async client of it."""
 
@@ -151,6 +166,15 @@ class OpenAIStyleProvider:
         where = f"{self.name}:{model}" if model else self.name
         status = getattr(error, "status_code", None)
         kinds = {cls.__name__ for cls in type(error).__mro__}
+        transport = _aiohttp_cause(error)
+        if transport is not None:
+            # The SDK's aiohttp transport maps every aiohttp connection error to a connect
+            # timeout; the aiohttp exception it wraps says what really happened.
+            if isinstance(transport, TimeoutError):
+                return _error(where, "timed out", FailureKind.TIMEOUT, provider=self.name, model=model, retryable=True)
+            what = "cannot connect" if _named(transport, "ClientConnectorError") else "connection lost"
+            return _error(where, f"{what} ({_short(str(transport) or type(transport).__name__)})",
+                          FailureKind.CONNECTION, provider=self.name, model=model, retryable=True)
         # The SDK wraps transport errors raised while sending; ones raised while reading a stream
         # may arrive as the HTTP library's own classes (httpx or httpx2), matched here by name.
         if isinstance(error, getattr(sdk, "APITimeoutError", ())) or "TimeoutException" in kinds:
@@ -183,6 +207,23 @@ class OpenAIStyleProvider:
         retryable = status == 429 or status >= 500 or status == 408
         return _error(where, f"HTTP {status} ({detail})", FailureKind.HTTP, retryable=retryable,
                       retry_after=_retry_after(error), **kwargs)
+
+
+def _aiohttp_cause(error: BaseException) -> BaseException | None:
+    """The aiohttp exception behind `error` (its cause or context, at any depth), if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__module__.startswith("aiohttp"):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _named(error: BaseException, name: str) -> bool:
+    """Whether `error` is of a class called `name` (matched by name: the HTTP library is imported
+    only when a provider uses it)."""
+    return any(cls.__name__ == name for cls in type(error).__mro__)
 
 
 def _error(where: str, detail: str, kind: FailureKind, cls: type[ProviderError] = ProviderError,

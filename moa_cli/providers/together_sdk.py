@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .headers import header_secrets
-from .openai_style import OpenAIStyleProvider
+from .openai_style import OpenAIStyleProvider, http_client
 
 
 class TogetherProvider(OpenAIStyleProvider):
-    def __init__(self, name: str, api_key: str, base_url: str | None, headers: dict[str, str]):
+    def __init__(self, name: str, api_key: str, base_url: str | None, headers: dict[str, str],
+                 many_calls: bool = False):
         import together
 
         self.sdk = together
@@ -16,6 +17,9 @@ class TogetherProvider(OpenAIStyleProvider):
             kwargs["base_url"] = base_url
         if headers:
             kwargs["default_headers"] = headers
+        client = http_client(together, many_calls)
+        if client is not None:
+            kwargs["http_client"] = client
         super().__init__(name, together.AsyncTogether(**kwargs), secrets=(api_key, *header_secrets(headers)))
 
     async def list_models(self) -> list[str]:

@@ -88,7 +88,7 @@ def create_app(settings: Settings, options: ServerOptions = ServerOptions(), poo
     async def lifespan(app):
         shared["heavy"] = asyncio.Semaphore(HEAVY_SLOTS)
         if shared["pool"] is None:
-            shared["pool"] = open_pool(with_hop_header(settings))
+            shared["pool"] = open_pool(with_hop_header(settings), many_calls=True)
         try:
             yield
         finally:
