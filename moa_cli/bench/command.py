@@ -133,6 +133,8 @@ def _run(suite_name: str, *, mix, baselines, concurrency, out, resume, limit, sa
 
             runner.answers = answers = AnswerLedger(Path(answers_file), prices=dict(settings.prices)).load()
 
+        reporting.load_chart_library_meanwhile()
+
         async def main():
             from ..signals import cancel_on_sigterm
 
