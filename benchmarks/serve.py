@@ -344,9 +344,8 @@ reply; each server as a subprocess on 127.0.0.1; httpx async streaming clients i
 process. Steady rates are open-loop (requests start on schedule whatever the answers do), for
 {SECONDS_PER_RATE:.0f} s each, tried in order {", ".join(map(str, SEARCH_RATES))} requests/s until one fails or has
 p99 >= 1 s. LiteLLM's proxy (`{LITELLM_SPEC}`, 1 worker) runs from the benchmark's own venv.
-**The 2 cores were shared with 7 other developers' work** (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}
-at the end of the run), and the clients, the backend and the server under test share them too:
-absolute figures are several times what an idle machine gives; compare rows within this run.
+Load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end of the run. The clients, the backend and
+the server under test share the 2 cores, so compare rows within this run, not with other runs.
 {machine()}.
 
 Added latency is the row's percentile minus the backend's own at the same load (the direct row
