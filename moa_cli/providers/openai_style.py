@@ -93,39 +93,49 @@ class OpenAIStyleProvider:
         try:
             streaming = self.client.chat.completions.with_streaming_response
             async with streaming.create(**self._create_kwargs(request)) as response:
-                lines = _data_lines(response.iter_bytes(), where, self.name, request.model)
+                batches = _data_batches(response.iter_bytes(), where, self.name, request.model)
                 # The answer is a server's text too: a key it echoes, even split across events, is hidden.
                 hiding = StreamRedactor(self._secrets)
                 try:
-                    async for data in lines:
-                        if data == "[DONE]":
-                            done = True
-                            break
-                        text, reason, usage = _parse_event(data, where, self.name, request.model)
-                        if reason is not None:
-                            done = True
-                        elif usage is None:  # the usual event: a piece of the answer, or nothing
+                    ended = False  # `data: [DONE]`
+                    async for batch in batches:
+                        # The events of one read arrived together: their text goes on as one
+                        # Chunk, so the redactor and the engine see one piece, not one a word.
+                        run: list[str] = []
+                        for data in batch:
+                            if data == "[DONE]":
+                                done = ended = True
+                                break
+                            text, reason, usage = _parse_event(data, where, self.name, request.model)
                             if text:
-                                pieces = hiding.feed(text)
-                                for piece in pieces:
-                                    yield Chunk(piece)
-                                if not pieces:
-                                    # Held back by the redactor (an unbroken run of text): still
-                                    # output, so the engine's idle clock hears of it.
-                                    yield Chunk("")
-                            continue
-                        # The last event (a finish_reason or usage) carries what the redactor held back.
-                        texts = [*(hiding.feed(text) if text else ()), *hiding.flush()]
-                        for piece in texts[:-1]:
-                            yield Chunk(piece)
-                        yield Chunk(texts[-1] if texts else "", usage, finish_reason=reason)
+                                run.append(text)
+                            if reason is not None:
+                                done = True
+                            elif usage is None:  # the usual event: a piece of the answer, or nothing
+                                continue
+                            # The last event (a finish_reason or usage) carries what the redactor held back.
+                            texts = [*(hiding.feed("".join(run)) if run else ()), *hiding.flush()]
+                            run = []
+                            for piece in texts[:-1]:
+                                yield Chunk(piece)
+                            yield Chunk(texts[-1] if texts else "", usage, finish_reason=reason)
+                        if run:
+                            pieces = hiding.feed("".join(run))
+                            for piece in pieces:
+                                yield Chunk(piece)
+                            if not pieces:
+                                # Held back by the redactor (an unbroken run of text): still
+                                # output, so the engine's idle clock hears of it.
+                                yield Chunk("")
+                        if ended:
+                            break
                     for text in hiding.flush():
                         yield Chunk(text)
                     if done and response.headers.get("connection", "").lower() != "close":
-                        async for _ in lines:  # read to the end so the connection can be reused
+                        async for _ in batches:  # read to the end so the connection can be reused
                             pass
                 finally:
-                    await lines.aclose()
+                    await batches.aclose()
             if not done:
                 # The connection ended without [DONE] or a finish_reason: the server or a proxy
                 # dropped it mid-answer. The text so far is a fragment, worth trying again.
@@ -264,10 +274,10 @@ def _parse_event(data: str, where: str, provider: str, model: str) -> tuple[str,
     return text, reason, None
 
 
-async def _data_lines(chunks: AsyncIterator[bytes], where: str, provider: str, model: str) -> AsyncIterator[str]:
-    """The `data:` payloads of a server-sent-event byte stream, stripped; blank separators,
-    comments and `event:` lines are skipped. A line may be at most MAX_LINE bytes: a longer
-    unfinished one is a ProviderError."""
+async def _data_batches(chunks: AsyncIterator[bytes], where: str, provider: str, model: str) -> AsyncIterator[list[str]]:
+    """The `data:` payloads of a server-sent-event byte stream, stripped, as one list per piece
+    of bytes that completed at least one line; blank separators, comments and `event:` lines are
+    skipped. A line may be at most MAX_LINE bytes: a longer unfinished one is a ProviderError."""
     pending = bytearray()  # an unfinished line: it grows, in place, until its newline comes
     async for chunk in chunks:
         if b"\n" not in chunk:
@@ -279,14 +289,15 @@ async def _data_lines(chunks: AsyncIterator[bytes], where: str, provider: str, m
                 pending.clear()
             lines = chunk.split(b"\n")
             pending += lines.pop()  # what follows the last newline: the next line's start
-            for line in lines:
-                if line.startswith(b"data:"):
-                    yield line.rstrip(b"\r")[5:].decode("utf-8", "replace").strip()
+            batch = [line.rstrip(b"\r")[5:].decode("utf-8", "replace").strip() for line in lines
+                     if line.startswith(b"data:")]
+            if batch:
+                yield batch
         if len(pending) > MAX_LINE:
             raise _error(where, f"the server sent a stream line longer than {MAX_LINE} bytes", FailureKind.INTERNAL,
                          provider=provider, model=model)
     if pending.startswith(b"data:"):
-        yield bytes(pending).rstrip(b"\r")[5:].decode("utf-8", "replace").strip()
+        yield [bytes(pending).rstrip(b"\r")[5:].decode("utf-8", "replace").strip()]
 
 
 MAX_COUNT = 10**12  # more tokens than any call uses; anything above is a server's nonsense
