@@ -7,6 +7,7 @@ own (httpx) and its aiohttp client, which `moa bench` and `moa serve` use (`many
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import threading
@@ -29,10 +30,12 @@ CLIENTS = pytest.mark.parametrize("kind, many", [("openai", False), ("together",
                                                                            "together-aiohttp"])
 
 
-def _provider(kind: str, server, many: bool = False, url: str | None = None):
+def _provider(kind: str, server, many: bool = False, port: int | None = None):
+    """The SDK's provider against the tests' server, or against whatever listens on `port`."""
+    url = server.url if port is None else f"http://127.0.0.1:{port}"
     if kind == "openai":
-        return OpenAICompatProvider("openai", KEY, url or server.v1, {"X-Team": "lab"}, many_calls=many)
-    return TogetherProvider("together", KEY, url or server.url, {"X-Team": "lab"}, many_calls=many)
+        return OpenAICompatProvider("openai", KEY, url + "/v1", {"X-Team": "lab"}, many_calls=many)
+    return TogetherProvider("together", KEY, url, {"X-Team": "lab"}, many_calls=many)
 
 
 @pytest.mark.parametrize("sdk_name", ["openai", "together"])
@@ -105,7 +108,7 @@ def test_retry_after_is_read_from_a_429(kind, many, server):
 def test_an_unreachable_endpoint_is_a_retryable_connection_error(kind, many, server):
     port = server.port
     server.stop()
-    provider = _provider(kind, server, many, f"http://127.0.0.1:{port}" + ("/v1" if kind == "openai" else ""))
+    provider = _provider(kind, server, many, port)
     with pytest.raises(ProviderError) as caught:
         asyncio.run(_collect(provider, ChatRequest("m-1", MESSAGES, timeout=5)))
     assert caught.value.retryable and caught.value.status is None
@@ -147,10 +150,9 @@ def test_a_broken_http_response_is_a_retryable_connection_error(kind, many, repl
 
     thread = threading.Thread(target=answer_once, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}" + ("/v1" if kind == "openai" else "")
     try:
         with pytest.raises(ProviderError) as caught:
-            asyncio.run(_collect(_provider(kind, None, many, url), ChatRequest("m-1", MESSAGES, timeout=5)))
+            asyncio.run(_collect(_provider(kind, None, many, port), ChatRequest("m-1", MESSAGES, timeout=5)))
     finally:
         listener.close()
     assert (caught.value.kind, caught.value.status, caught.value.retryable) == (FailureKind.CONNECTION, None, True)
@@ -158,8 +160,6 @@ def test_a_broken_http_response_is_a_retryable_connection_error(kind, many, repl
 
 
 def _event(payload: dict) -> str:
-    import json
-
     return "data: " + json.dumps(payload) + "\n\n"
 
 

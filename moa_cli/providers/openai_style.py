@@ -175,26 +175,31 @@ class OpenAIStyleProvider:
         sdk = self.sdk
         where = f"{self.name}:{model}" if model else self.name
         status = getattr(error, "status_code", None)
-        kinds = {cls.__name__ for cls in type(error).__mro__}
+        kinds = _class_names(error)
+
+        def timed_out() -> ProviderError:
+            return _error(where, "timed out", FailureKind.TIMEOUT, provider=self.name, model=model, retryable=True)
+
+        def connection(what: str, why: str) -> ProviderError:
+            return _error(where, f"{what} ({why})", FailureKind.CONNECTION, provider=self.name, model=model,
+                          retryable=True)
+
         transport = _aiohttp_cause(error)
         if transport is not None:
             # The SDK's aiohttp transport maps every aiohttp connection error to a connect
             # timeout; the aiohttp exception it wraps says what really happened.
             if isinstance(transport, TimeoutError):
-                return _error(where, "timed out", FailureKind.TIMEOUT, provider=self.name, model=model, retryable=True)
-            what = "cannot connect" if _named(transport, "ClientConnectorError") else "connection lost"
-            return _error(where, f"{what} ({_short(str(transport) or type(transport).__name__)})",
-                          FailureKind.CONNECTION, provider=self.name, model=model, retryable=True)
+                return timed_out()
+            return connection("cannot connect" if "ClientConnectorError" in _class_names(transport)
+                              else "connection lost", _short(str(transport) or type(transport).__name__))
         # The SDK wraps transport errors raised while sending; ones raised while reading a stream
         # may arrive as the HTTP library's own classes (httpx or httpx2), matched here by name.
         if isinstance(error, getattr(sdk, "APITimeoutError", ())) or "TimeoutException" in kinds:
-            return _error(where, "timed out", FailureKind.TIMEOUT, provider=self.name, model=model, retryable=True)
+            return timed_out()
         if "TransportError" in kinds:
-            return _error(where, f"connection lost ({_short(str(error) or type(error).__name__)})",
-                          FailureKind.CONNECTION, provider=self.name, model=model, retryable=True)
+            return connection("connection lost", _short(str(error) or type(error).__name__))
         if isinstance(error, getattr(sdk, "APIConnectionError", ())):
-            return _error(where, f"cannot connect ({_cause(error)})", FailureKind.CONNECTION,
-                          provider=self.name, model=model, retryable=True)
+            return connection("cannot connect", _cause(error))
         if status is None:
             return _error(where, f"{type(error).__name__}: {_short(str(error))}", FailureKind.INTERNAL,
                           provider=self.name, model=model)
@@ -230,10 +235,10 @@ def _aiohttp_cause(error: BaseException) -> BaseException | None:
     return None
 
 
-def _named(error: BaseException, name: str) -> bool:
-    """Whether `error` is of a class called `name` (matched by name: the HTTP library is imported
-    only when a provider uses it)."""
-    return any(cls.__name__ == name for cls in type(error).__mro__)
+def _class_names(error: BaseException) -> set[str]:
+    """The names of `error`'s classes: the HTTP libraries' exceptions are matched by name, as
+    each is imported only when a provider uses it."""
+    return {cls.__name__ for cls in type(error).__mro__}
 
 
 def _error(where: str, detail: str, kind: FailureKind, cls: type[ProviderError] = ProviderError,
